@@ -1,0 +1,231 @@
+"""The HTTP client every source uses: timeouts, retries with backoff and jitter, ``Retry-After``,
+and per-host pacing shared by all clients in the process.
+
+Retries (tenacity) cover connection errors, timeouts, HTTP 429 and 5xx. Any other status is returned
+to the source, which knows how to turn its body into a typed error. Pacing is per host: two clients of
+the same API in one process share one budget, so CAISO's one-request-per-5-s rule holds process-wide.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from hmco.errors import RateLimited, SourceUnavailable
+from hmco.security.redaction import redact_mapping, redact_url
+
+__all__ = ["HostPacer", "HttpClient", "pacer_for", "parse_retry_after"]
+
+log = logging.getLogger("hmco.http")
+
+
+@dataclass
+class HostPacer:
+    """Spaces requests to one host at least ``min_interval`` seconds apart (thread-safe)."""
+
+    min_interval: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _next: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self) -> float:
+        """Block until the next request may go; return how long it waited."""
+        with self._lock:
+            now = self.clock()
+            delay = max(0.0, self._next - now)
+            self._next = max(now, self._next) + self.min_interval
+        if delay > 0:
+            self.sleep(delay)
+        return delay
+
+    def push_back(self, seconds: float) -> None:
+        """Delay every later request to this host (after a 429 with ``Retry-After``)."""
+        with self._lock:
+            self._next = max(self._next, self.clock() + seconds)
+
+
+_pacers: dict[str, HostPacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def pacer_for(host: str, min_interval: float) -> HostPacer:
+    """The process-wide pacer of ``host``; the strictest interval asked for wins."""
+    with _pacers_lock:
+        pacer = _pacers.get(host)
+        if pacer is None:
+            pacer = _pacers[host] = HostPacer(min_interval)
+        elif min_interval > pacer.min_interval:
+            pacer.min_interval = min_interval
+        return pacer
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class HttpClient:
+    """A paced, retrying GET client bound to one base URL.
+
+    Args:
+        base_url: root of the API (configurable for mirrors, proxies and tests).
+        min_interval: seconds between requests to this host, process-wide.
+        max_attempts: total tries for retryable failures.
+        backoff: initial backoff in seconds (exponential, with jitter, capped at ``max_backoff``).
+        timeout: per-request timeout (seconds or an ``httpx.Timeout``).
+        headers: sent with every request (secret values are redacted in anything recorded).
+        rate_limit_detector: optional ``(response) -> bool`` for throttles that are not HTTP 429.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        min_interval: float = 0.0,
+        max_attempts: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        timeout: float | httpx.Timeout = 60.0,
+        headers: Mapping[str, str] | None = None,
+        user_agent: str = "hmco",
+        rate_limit_detector: Callable[[httpx.Response], bool] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        verify: bool | str = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.host = urlsplit(self.base_url).netloc
+        self.pacer = pacer_for(self.host, min_interval)
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._rate_limit_detector = rate_limit_detector
+        all_headers = {"User-Agent": user_agent, **(headers or {})}
+        self._client = httpx.Client(
+            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=10.0),
+            headers=all_headers,
+            follow_redirects=False,
+            verify=verify,
+        )
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else urljoin(self.base_url, path.lstrip("/"))
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """GET with pacing and retries; returns the final response (any non-retryable status).
+
+        Raises:
+            RateLimited: still throttled after ``max_attempts``.
+            SourceUnavailable: connection errors, timeouts or 5xx after ``max_attempts``.
+        """
+        url = self.url(path)
+
+        def attempt() -> httpx.Response:
+            self.pacer.wait()
+            try:
+                resp = self._client.get(url, params=params, headers=headers)
+            except httpx.TransportError as exc:
+                raise SourceUnavailable(
+                    f"cannot reach {self.host}: {type(exc).__name__}: {exc}", url=redact_url(url)
+                ) from None
+            if resp.status_code == 429 or (self._rate_limit_detector and self._rate_limit_detector(resp)):
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                if retry_after is not None:
+                    self.pacer.push_back(retry_after)
+                raise RateLimited(
+                    f"{self.host} throttled the request (HTTP {resp.status_code}): {_snippet(resp)}",
+                    retry_after=retry_after,
+                    url=redact_url(str(resp.request.url)),
+                )
+            if resp.status_code >= 500:
+                raise SourceUnavailable(
+                    f"{self.host} answered HTTP {resp.status_code}: {_snippet(resp)}",
+                    url=redact_url(str(resp.request.url)),
+                )
+            return resp
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type((RateLimited, SourceUnavailable)),
+            sleep=self._sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(exc.retry_after, self.max_backoff * 5)
+        return wait_exponential_jitter(initial=self.backoff, max=self.max_backoff, jitter=self.backoff)(state)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "retrying %s after %s (attempt %d/%d, waiting %.1fs)",
+            self.host,
+            exc,
+            state.attempt_number,
+            self.max_attempts,
+            wait,
+        )
+
+    def describe_request(self, resp: httpx.Response) -> tuple[str, dict[str, str], dict[str, str]]:
+        """Redacted URL, query params and request headers of a response, for ``RawPayload``."""
+        req = resp.request
+        return (
+            redact_url(str(req.url)),
+            redact_mapping(list(req.url.params.multi_items())),
+            redact_mapping({k: v for k, v in req.headers.items() if k.lower() not in ("accept-encoding", "connection")}),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _snippet(resp: httpx.Response, limit: int = 200) -> str:
+    text = resp.text[:limit].replace("\n", " ").strip()
+    return text or "<empty body>"
