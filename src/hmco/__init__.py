@@ -1,1 +1,105 @@
-"""hmco."""
+"""hmco — the Python SDK of the HMCo energy-market lakehouse.
+
+Compose **sources → transforms → quality gate → sinks** into pipelines that land data in the
+Iceberg lake (raw, staged, curated, ml tiers) and the ClickHouse real-time store::
+
+    import hmco
+    lake = hmco.Lake()                                # local profile: no servers needed
+    source = hmco.sources.SyntheticISO(nodes=500)
+    report = hmco.Pipeline(source, lake=lake).run(hmco.Window.day("2026-11-26"))
+
+Heavy engines (Great Expectations, chdb, DuckDB, Trino) load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from hmco import errors, sources
+from hmco.config import Settings
+from hmco.errors import (
+    CommitConflict,
+    ConfigError,
+    HmcoError,
+    PayloadError,
+    PipelineError,
+    QualityGateFailed,
+    RateLimited,
+    SourceError,
+    SpecError,
+    TerminalError,
+    TransientError,
+)
+from hmco.schemas import DATASETS, Dataset, get_dataset
+from hmco.sources.base import RawPayload, Source
+from hmco.windows import Window
+
+if TYPE_CHECKING:
+    from hmco.lake import Lake, Tier
+    from hmco.pipeline import Pipeline, RunReport
+    from hmco.sinks.iceberg import IcebergSink
+    from hmco.sinks.raw import RawArchive
+    from hmco.spec import PipelineSpec, build_pipeline, load_spec
+
+try:
+    __version__ = version("hmco")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+_LAZY = {
+    "Lake": "hmco.lake",
+    "Tier": "hmco.lake",
+    "TIERS": "hmco.lake",
+    "Pipeline": "hmco.pipeline",
+    "RunReport": "hmco.pipeline",
+    "IcebergSink": "hmco.sinks.iceberg",
+    "RawArchive": "hmco.sinks.raw",
+    "PipelineSpec": "hmco.spec",
+    "load_spec": "hmco.spec",
+    "build_pipeline": "hmco.spec",
+    "configure_logging": "hmco._logging",
+}
+
+__all__ = [
+    "DATASETS",
+    "TIERS",
+    "CommitConflict",
+    "ConfigError",
+    "Dataset",
+    "HmcoError",
+    "IcebergSink",
+    "Lake",
+    "PayloadError",
+    "Pipeline",
+    "PipelineError",
+    "PipelineSpec",
+    "QualityGateFailed",
+    "RateLimited",
+    "RawArchive",
+    "RawPayload",
+    "RunReport",
+    "Settings",
+    "Source",
+    "SourceError",
+    "SpecError",
+    "TerminalError",
+    "Tier",
+    "TransientError",
+    "Window",
+    "__version__",
+    "build_pipeline",
+    "configure_logging",
+    "errors",
+    "get_dataset",
+    "load_spec",
+    "sources",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hmco' has no attribute {name!r}")

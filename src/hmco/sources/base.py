@@ -146,6 +146,15 @@ class Source(ABC):
     def parse(self, payload: RawPayload) -> pa.Table:
         """Turn one payload into a table of the dataset's canonical schema. Pure: no I/O."""
 
+    def scope(self) -> dict[str, list[str]]:
+        """Which slice of the dataset this source instance owns, e.g. ``{"iso": ["CAISO"]}``.
+
+        Re-running a window replaces rows of the window *within this scope* only, so two sources
+        writing one dataset (CAISO and SPP into ``rt_lmp``) never erase each other. Empty means the
+        whole dataset; the pipeline then narrows it with the batch's identity-partition values.
+        """
+        return {}
+
     def read(self, window: Window) -> Iterator[tuple[RawPayload, pa.Table]]:
         """Fetch and parse without archiving (notebooks, debugging)."""
         for payload in self.fetch(window):

@@ -1,0 +1,207 @@
+"""ClickHouse sink: canonical Arrow batches into ``<dataset>_store``, exactly once, then exact rollups.
+
+Exactly once comes from three layers: each insert carries an ``insert_deduplication_token`` derived from
+the batch id, the chunk index and a SHA-256 of the chunk's Arrow IPC bytes (so a retried or re-sent
+identical chunk is dropped by the server, ``non_replicated_deduplication_window`` on single node, the
+replicated log on a cluster); the table is a ReplacingMergeTree keyed on the dataset's primary key (so a
+chunk re-sent outside the window, or a revision, replaces instead of adding); and readers query the
+``FINAL`` view. Transient failures (connection drops, TOO_MANY_PARTS, timeouts, Keeper hiccups) are
+retried with tenacity; re-running a failed write converges to one copy of every row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from hmco._dependencies import import_optional
+from hmco._logging import get_logger
+from hmco.clickhouse.ddl import ClickHouseLayout
+from hmco.clickhouse.setup import refresh_rollups
+from hmco.errors import HmcoError, SinkError, TransientError
+from hmco.schemas import Dataset, conform
+from hmco.sinks.base import WriteResult
+from hmco.windows import Window
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+    from hmco.config import Settings
+
+__all__ = ["DEFAULT_BATCH_ROWS", "TRANSIENT_CODES", "ClickHouseSink", "is_transient"]
+
+log = get_logger("hmco.sinks.clickhouse")
+
+DEFAULT_BATCH_ROWS = 500_000
+
+#: ClickHouse server error codes worth retrying: timeouts, network, too many parts/queries,
+#: memory pressure, read-only replica, Keeper and replica availability.
+TRANSIENT_CODES = frozenset(
+    {159, 160, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 439, 999, 1000, 3, 23, 24, 32, 33}
+)
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same insert may succeed (connection trouble or a transient server code)."""
+    if isinstance(exc, HmcoError):
+        return exc.transient
+    errors = import_optional("clickhouse_connect.driver.exceptions")
+    if isinstance(exc, errors.OperationalError):
+        return True
+    if isinstance(exc, errors.DatabaseError):
+        m = _CODE.search(str(exc))
+        return bool(m) and int(m.group(1)) in TRANSIENT_CODES
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+class ClickHouseSink:
+    """Writes canonical batches of one real-time dataset (default ``rt_lmp``) into ClickHouse.
+
+    Args:
+        client: a clickhouse-connect client (``hmco.clickhouse.connect_clickhouse(settings)``).
+        layout: the tables to write (``ClickHouseLayout.of("rt_lmp", database=..., cluster=...)``).
+        batch_rows: rows per INSERT (one part per partition each; keep inserts large and few).
+        rollups: recompute the touched hourly/daily rollup buckets after each write.
+        max_attempts, backoff, sleep: retry policy for transient errors (``sleep`` injectable for tests).
+    """
+
+    name = "clickhouse"
+
+    def __init__(
+        self,
+        client: Client,
+        layout: ClickHouseLayout | None = None,
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        rollups: bool = True,
+        max_attempts: int = 5,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if batch_rows <= 0:
+            raise ValueError("batch_rows must be positive")
+        self.client = client
+        self.layout = layout or ClickHouseLayout.of("rt_lmp")
+        self.batch_rows = batch_rows
+        self.rollups = rollups
+        self._retrying = Retrying(
+            stop=stop_after_attempt(max_attempts),
+            wait=wait_exponential_jitter(initial=backoff, max=30.0),
+            retry=retry_if_exception(is_transient),
+            sleep=sleep,
+            reraise=True,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, dataset: str = "rt_lmp", *, setup: bool = True, **kwargs: Any) -> ClickHouseSink:
+        """Connect as ``settings.clickhouse`` says and (by default) create the schema if missing."""
+        from hmco.clickhouse import connect_clickhouse, ensure_schema, layout_from_settings
+
+        client = connect_clickhouse(settings)
+        layout = layout_from_settings(settings, dataset)
+        if setup:
+            ensure_schema(client, layout)
+        return cls(client, layout, **kwargs)
+
+    def write(
+        self,
+        table: pa.Table,
+        *,
+        dataset: Dataset,
+        window: Window,
+        batch_id: str,
+        watermark: datetime | None = None,
+    ) -> WriteResult:
+        """Insert ``table`` (conformed to ``dataset``) in chunks of ``batch_rows``; idempotent per content.
+
+        Raises:
+            TransientError: the server stayed unavailable through every retry (re-run the write later).
+            SinkError: the server rejected the insert (schema mismatch, permissions …).
+        """
+        if dataset.name != self.layout.dataset.name:
+            raise SinkError(
+                f"this ClickHouse sink writes {self.layout.dataset.name}, not {dataset.name}",
+                batch_id=batch_id,
+            )
+        started = time.perf_counter()
+        data = conform(table, dataset, extra="drop")
+        nbytes = 0
+        tokens: list[str] = []
+        for index, offset in enumerate(range(0, data.num_rows, self.batch_rows)):
+            chunk = data.slice(offset, self.batch_rows)
+            block = _arrow_ipc(chunk, self._compression())
+            token = f"{dataset.name}:{batch_id}:{index}:{hashlib.sha256(memoryview(block)).hexdigest()}"
+            self._insert(chunk.schema.names, block, token, batch_id)
+            nbytes += block.size
+            tokens.append(token)
+        if self.rollups and data.num_rows:
+            self._refresh_rollups(data, dataset, batch_id)
+        return WriteResult(
+            sink=self.name,
+            target=self.layout.store,
+            rows=data.num_rows,
+            bytes=nbytes,
+            seconds=time.perf_counter() - started,
+            meta={"inserts": len(tokens), "dedup_tokens": tokens, "window": str(window)},
+        )
+
+    def _compression(self) -> str | None:
+        compression = getattr(self.client, "write_compression", None)
+        return compression if compression in ("lz4", "zstd") else None
+
+    def _insert(self, columns: list[str], block: pa.Buffer, token: str, batch_id: str) -> None:
+        settings = {"insert_deduplicate": 1, "insert_deduplication_token": token}
+        try:
+            for attempt in self._retrying:
+                with attempt:
+                    self.client.raw_insert(self.layout.store, columns, block, settings=settings, fmt="Arrow")
+        except Exception as exc:
+            if isinstance(exc, HmcoError):
+                raise
+            if is_transient(exc):
+                raise TransientError(
+                    f"ClickHouse insert into {self.layout.store} kept failing ({_short(exc)}); the batch can be "
+                    "re-sent safely: identical chunks are deduplicated",
+                    batch_id=batch_id,
+                ) from exc
+            raise SinkError(
+                f"ClickHouse rejected the insert into {self.layout.store}: {_short(exc)}", batch_id=batch_id
+            ) from exc
+
+    def _refresh_rollups(self, data: pa.Table, dataset: Dataset, batch_id: str) -> None:
+        ts = data.column(dataset.time_column)
+        lo, hi = pc.min_max(ts).values()
+        window = Window(lo.as_py(), hi.as_py() + timedelta(microseconds=1))
+        isos = pc.unique(data.column("iso")).to_pylist() if "iso" in data.column_names else []
+        try:
+            for attempt in self._retrying:
+                with attempt:
+                    refresh_rollups(self.client, self.layout, window, isos)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise SinkError(f"rollup refresh after batch {batch_id} failed: {_short(exc)}") from exc
+            # Rows are in; the refreshable MVs redo these buckets. Say so instead of failing the batch.
+            log.warning("rollup refresh for batch %s failed (%s); the scheduled refresh will redo it", batch_id, exc)
+
+
+def _arrow_ipc(chunk: pa.Table, compression: str | None) -> pa.Buffer:
+    """Arrow IPC file bytes of ``chunk``: what ``insert_arrow`` sends, serialized once to hash and send."""
+    options = pa.ipc.IpcWriteOptions(compression=compression) if compression else None
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, chunk.schema, options=options) as writer:
+        writer.write_table(chunk)
+    return sink.getvalue()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]

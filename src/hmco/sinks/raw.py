@@ -1,0 +1,119 @@
+"""The raw-payload archive: every fetched payload, byte for byte (zstd), in the raw tier, before parsing.
+
+Objects are content-addressed: ``payloads/<source>/<dataset>/<sha[:2]>/<sha256>.zst`` with a JSON
+sidecar of the (redacted) request metadata and fetch time. Re-fetching the same bytes stores nothing
+new. Any archived payload can be replayed through its source's parser later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+
+from hmco._logging import get_logger
+from hmco.errors import SinkError
+from hmco.lake import Lake
+from hmco.security.redaction import redact_bytes
+from hmco.sources.base import RawPayload, Source
+
+__all__ = ["ArchivedPayload", "RawArchive"]
+
+log = get_logger("hmco.raw")
+
+
+@dataclass(frozen=True)
+class ArchivedPayload:
+    """Where a payload lives in the raw tier; ``stored`` is False if identical bytes were already there."""
+
+    key: str
+    sha256: str
+    size: int
+    stored: bool
+
+
+class RawArchive:
+    """Lossless payload archive in the lake's raw tier."""
+
+    def __init__(self, lake: Lake, prefix: str = "payloads") -> None:
+        self.lake = lake
+        self.root = f"{lake.storage_location('raw').rstrip('/')}/{prefix}"
+        self.fs, self.base = lake.filesystem(self.root)
+
+    def _key(self, source: str, dataset: str, sha: str) -> str:
+        return f"{source}/{dataset}/{sha[:2]}/{sha}"
+
+    def put(self, payload: RawPayload) -> ArchivedPayload:
+        """Store a payload (idempotent); secrets registered at runtime are stripped from the bytes first."""
+        import pyarrow.fs as pafs
+
+        body = redact_bytes(payload.body)
+        if body != payload.body:
+            log.warning("secret value found in a %s payload body; redacted before archiving", payload.source)
+            payload = _with_body(payload, body)
+        key = self._key(payload.source, payload.dataset, payload.sha256)
+        data_path = f"{self.base}/{key}.zst"
+        meta_path = f"{self.base}/{key}.json"
+        try:
+            if self.fs.get_file_info(meta_path).type != pafs.FileType.NotFound:
+                return ArchivedPayload(key, payload.sha256, payload.size, stored=False)
+            self.fs.create_dir(data_path.rsplit("/", 1)[0], recursive=True)
+            with self.fs.open_output_stream(data_path, compression="zstd") as out:
+                out.write(body)
+            # The sidecar is written last: its presence marks a complete object.
+            with self.fs.open_output_stream(meta_path) as out:
+                out.write(json.dumps(payload.describe(), sort_keys=True).encode())
+        except (OSError, pa.ArrowException) as exc:
+            raise SinkError(f"cannot archive {payload.source} payload to the raw tier: {exc}", key=key) from None
+        return ArchivedPayload(key, payload.sha256, payload.size, stored=True)
+
+    def get(self, key: str) -> RawPayload:
+        """Read an archived payload back, exactly as it was archived."""
+        try:
+            with self.fs.open_input_stream(f"{self.base}/{key}.json") as f:
+                desc = json.loads(f.read())
+            with self.fs.open_input_stream(f"{self.base}/{key}.zst", compression="zstd") as f:
+                body = f.read()
+        except FileNotFoundError:
+            raise SinkError(f"no archived payload {key!r} in {self.root}") from None
+        return RawPayload.from_description(desc, body)
+
+    def keys(self, source: str | None = None, dataset: str | None = None) -> list[str]:
+        """Keys of archived payloads, optionally of one source / dataset."""
+        import pyarrow.fs as pafs
+
+        base = self.base
+        if source:
+            base += f"/{source}"
+            if dataset:
+                base += f"/{dataset}"
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        keys = [
+            info.path[len(self.base) + 1 : -len(".json")]
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.path.endswith(".json")
+        ]
+        return sorted(keys)
+
+    def payloads(
+        self, source: str | None = None, dataset: str | None = None, since: datetime | None = None
+    ) -> Iterator[RawPayload]:
+        """Archived payloads in fetch order (optionally fetched at or after ``since``)."""
+        loaded = [self.get(k) for k in self.keys(source, dataset)]
+        loaded.sort(key=lambda p: (p.fetched_at, p.page))
+        for p in loaded:
+            if since is None or p.fetched_at >= since:
+                yield p
+
+    def replay(self, key: str, source: Source) -> pa.Table:
+        """Parse an archived payload again (after a parser fix or to rebuild a table)."""
+        return source.parse(self.get(key))
+
+
+def _with_body(payload: RawPayload, body: bytes) -> RawPayload:
+    from dataclasses import replace
+
+    return replace(payload, body=body)

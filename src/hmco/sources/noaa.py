@@ -1,0 +1,714 @@
+"""NOAA: GHCN-Daily station values (CDO web services v2) and station observations (api.weather.gov).
+
+Two APIs behind one source. ``noaa_ghcnd_daily`` pages CDO ``/data`` (token header, 1-based
+``offset``, at most one year per request); ``noaa_observations`` walks api.weather.gov's GeoJSON
+collections by ``pagination.next`` cursor and converts every quantity to the canonical SI column,
+whatever unit code the payload carries (``wmoUnit:`` today, ``unit:`` in older payloads).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import quote, urlsplit
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hmco.config import Settings
+from hmco.errors import (
+    AuthenticationError,
+    ConfigError,
+    PayloadError,
+    RateLimited,
+    RequestRejected,
+    SchemaDriftError,
+    SourceError,
+)
+from hmco.schemas import TS, conform, get_dataset
+from hmco.security.redaction import redact_bytes, redact_text, register_secret
+from hmco.sources.base import RawPayload, Source, register_source
+from hmco.sources.http import HttpClient
+from hmco.windows import Window
+
+__all__ = [
+    "CDO_BASE_URL",
+    "NOAA",
+    "WEATHER_BASE_URL",
+    "check_cdo_response",
+    "check_weather_response",
+    "parse_ghcnd_daily",
+    "parse_observations",
+]
+
+CDO_BASE_URL: Final = "https://www.ncei.noaa.gov/cdo-web/api/v2/"
+WEATHER_BASE_URL: Final = "https://api.weather.gov"
+#: CDO allows 5 requests/s per token (and 10,000/day).
+CDO_MIN_INTERVAL: Final = 0.2
+#: api.weather.gov publishes no limit; stay polite and let 429 + Retry-After do the rest.
+WEATHER_MIN_INTERVAL: Final = 0.25
+CDO_MAX_LIMIT: Final = 1000
+WEATHER_MAX_LIMIT: Final = 500
+GHCND: Final = "noaa_ghcnd_daily"
+OBSERVATIONS: Final = "noaa_observations"
+
+# --------------------------------------------------------------------------------------------------
+# CDO v2 (GHCN-Daily)
+# --------------------------------------------------------------------------------------------------
+
+_CDO_SCHEMA: Final = {
+    "metadata": pl.Struct(
+        {"resultset": pl.Struct({"offset": pl.Int64, "count": pl.Int64, "limit": pl.Int64})}
+    ),
+    "results": pl.List(
+        pl.Struct(
+            {
+                "date": pl.String,
+                "datatype": pl.String,
+                "station": pl.String,
+                "attributes": pl.String,
+                "value": pl.Float64,
+            }
+        )
+    ),
+}
+
+# Which physical quantity each GHCN-D element measures, for the ``units`` column.
+_GHCND_KIND: Final = {
+    **dict.fromkeys(("TMAX", "TMIN", "TAVG", "TOBS", "MDTN", "MDTX", "MNPN", "MXPN"), "temp"),
+    **dict.fromkeys(("PRCP", "MDPR", "WESD", "WESF", "EVAP"), "precip"),
+    **dict.fromkeys(("SNOW", "SNWD", "MDSF"), "snow"),
+    **dict.fromkeys(("AWND", "WSF1", "WSF2", "WSF5", "WSFG", "WSFI", "WSFM", "MDWM"), "wind"),
+    **dict.fromkeys(("WDF1", "WDF2", "WDF5", "WDFG", "WDFI", "WDFM", "WDMV"), "dir"),
+}
+# ``raw`` = ``units`` omitted: CDO then returns GHCN-D's stored integers (tenths of degC / mm / m/s;
+# snow is already whole mm), as the rnoaa recording in the reference shows (PRCP 8, 74, 36).
+_UNIT_LABELS: Final = {
+    "metric": {"temp": "degC", "precip": "mm", "snow": "mm", "wind": "m/s", "dir": "deg"},
+    "standard": {"temp": "degF", "precip": "in", "snow": "in", "wind": "mph", "dir": "deg"},
+    "raw": {"temp": "tenths_degC", "precip": "tenths_mm", "snow": "mm", "wind": "tenths_m/s", "dir": "deg"},
+}
+_GHCND_TYPES: Final = pa.array(list(_GHCND_KIND))
+_UNIT_COLUMNS: Final = {
+    system: pa.array([labels[kind] for kind in _GHCND_KIND]) for system, labels in _UNIT_LABELS.items()
+}
+_TOKEN_WORDS = re.compile(r"(?i)\btoken\b")
+
+
+def check_cdo_response(status: int, content_type: str | None, body: bytes, *, url: str = "") -> None:
+    """Raise the typed error a CDO error answer stands for; return quietly for 200/204.
+
+    CDO answers errors with JSON ``{"status": "400", "message": "..."}``; token problems may come as
+    plain text (the reference could not pin the exact bodies, so the match is on the word "token").
+    """
+    if status in (200, 204):
+        return
+    message = _cdo_message(body)
+    where = {"source": "noaa", "dataset": GHCND, "url": url, "status": status}
+    if status in (401, 403) or _TOKEN_WORDS.search(message):
+        raise AuthenticationError(
+            f"NOAA CDO rejected the token: {message}. Check HMCO_SOURCES__NOAA_TOKEN "
+            "(request one at https://www.ncdc.noaa.gov/cdo-web/token).",
+            **where,
+        )
+    if status == 429:
+        raise RateLimited(f"NOAA CDO throttled the token: {message}", None, **where)
+    if status in (400, 404, 422):
+        hint = ""
+        if re.search(r"(?i)year|range|date", message):
+            hint = " GHCND requests may span at most one year; check the window and the station's period."
+        raise RequestRejected(f"NOAA CDO rejected the request: {message}.{hint}", **where)
+    raise SourceError(f"NOAA CDO answered HTTP {status}: {message}", **where)
+
+
+def _cdo_message(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return redact_text(text[:300]) or "<empty body>"
+    if isinstance(doc, dict) and doc.get("message"):
+        return redact_text(str(doc["message"]))
+    return redact_text(text[:300])
+
+
+def _cdo_frame(body: bytes, *, url: str = "") -> pl.DataFrame | None:
+    """Decode a CDO ``/data`` body with a fixed schema; ``None`` for the empty answers (``{}``, no body)."""
+    stripped = body.strip()
+    if not stripped or stripped == b"{}":
+        return None
+    if stripped[:1] != b"{":
+        raise PayloadError(
+            "NOAA CDO answered with a non-JSON body: "
+            f"{redact_text(stripped[:120].decode('utf-8', 'replace'))!r}",
+            source="noaa",
+            dataset=GHCND,
+            url=url,
+        )
+    try:
+        return pl.read_json(io.BytesIO(stripped), schema=_CDO_SCHEMA)
+    except pl.exceptions.ComputeError as exc:
+        cls = SchemaDriftError if "deserializ" in str(exc) else PayloadError
+        raise cls(
+            f"NOAA CDO body cannot be decoded as a /data result set: {exc}",
+            source="noaa",
+            dataset=GHCND,
+            url=url,
+        ) from None
+
+
+def cdo_result_count(body: bytes, *, url: str = "") -> int:
+    """``metadata.resultset.count`` of a CDO page (0 for empty answers)."""
+    frame = _cdo_frame(body, url=url)
+    if frame is None or frame.height == 0:
+        return 0
+    count = frame.get_column("metadata").struct.field("resultset").struct.field("count")[0]
+    if count is None:
+        results = frame.get_column("results")[0]
+        return 0 if results is None else len(results)
+    return int(count)
+
+
+def parse_ghcnd_daily(body: bytes, *, units: str = "metric", status: int = 200, url: str = "") -> pa.Table:
+    """CDO ``/data`` JSON → ``noaa_ghcnd_daily`` rows.
+
+    ``date`` is the station's local observation day with no zone: ``ts`` is UTC midnight of that day.
+    ``attributes`` (``MFLAG,QFLAG,SFLAG,OBS-TIME``) is split into four columns, empty flags as null.
+    ``units`` is the unit system requested (``metric``, ``standard`` or ``raw`` when it was omitted).
+    """
+    if units not in _UNIT_LABELS:
+        raise ConfigError(f"NOAA CDO units must be one of {sorted(_UNIT_LABELS)}, not {units!r}")
+    frame = None if status == 204 else _cdo_frame(body, url=url)
+    if frame is None or frame.get_column("results")[0] is None:
+        return _empty(GHCND)
+    rows = frame.select(pl.col("results").explode()).unnest("results").drop_nulls("date").to_arrow()
+    date_str = pc.utf8_slice_codeunits(rows.column("date"), 0, 10)
+    try:
+        ts = date_str.cast(pa.date32()).cast(pa.timestamp("us")).cast(TS)
+    except pa.ArrowInvalid as exc:
+        raise SchemaDriftError(
+            f"NOAA CDO date is not YYYY-MM-DD…: {exc}", source="noaa", dataset=GHCND
+        ) from None
+    datatype = rows.column("datatype")
+    unit = pc.take(_UNIT_COLUMNS[units], pc.index_in(datatype, value_set=_GHCND_TYPES))
+    flags = _split_attributes(rows.column("attributes"))
+    table = pa.table(
+        {
+            "ts": ts,
+            "station": rows.column("station"),
+            "datatype": datatype,
+            "value": rows.column("value"),
+            "units": unit,
+            **flags,
+        }
+    )
+    return conform(table, GHCND)
+
+
+def _split_attributes(attributes: pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
+    """``"T,,7,1800"`` → mflag T, qflag null, sflag 7, obs_time 1800 (vectorized; short lists padded)."""
+    padded = pc.binary_join_element_wise(pc.fill_null(attributes, ""), pa.scalar(",,,"), "")
+    parts = pc.split_pattern(padded, ",")
+    out: dict[str, pa.ChunkedArray] = {}
+    for i, name in enumerate(("mflag", "qflag", "sflag", "obs_time")):
+        part = pc.utf8_trim_whitespace(pc.list_element(parts, i))
+        out[name] = pc.if_else(pc.equal(part, ""), pa.scalar(None, pa.string()), part)
+    return out
+
+
+def _empty(dataset: str) -> pa.Table:
+    return get_dataset(dataset).schema.empty_table()
+
+
+def cdo_date_chunks(window: Window) -> Iterator[tuple[Window, date, date]]:
+    """Split ``window`` into per-calendar-year requests: (sub-window, startdate, enddate inclusive).
+
+    A day belongs to the window when its UTC midnight does; CDO limits daily datasets to one year per
+    request, so no chunk crosses 1 January.
+    """
+    first = (
+        window.start.date()
+        if window.start.time() == datetime.min.time()
+        else window.start.date() + timedelta(1)
+    )
+    last = (window.end - timedelta(microseconds=1)).date()
+    cursor = first
+    while cursor <= last:
+        chunk_last = min(last, date(cursor.year, 12, 31))
+        start = datetime(cursor.year, cursor.month, cursor.day, tzinfo=UTC)
+        end = datetime(chunk_last.year, chunk_last.month, chunk_last.day, tzinfo=UTC) + timedelta(days=1)
+        yield Window(start, end), cursor, chunk_last
+        cursor = chunk_last + timedelta(days=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# api.weather.gov observations
+# --------------------------------------------------------------------------------------------------
+
+_QUANTITY: Final = pl.Struct({"unitCode": pl.String, "value": pl.Float64, "qualityControl": pl.String})
+# property name -> (canonical column, unit family)
+_QUANTITIES: Final = {
+    "temperature": ("temperature_c", "temperature"),
+    "dewpoint": ("dewpoint_c", "temperature"),
+    "relativeHumidity": ("relative_humidity", "percent"),
+    "windDirection": ("wind_direction_deg", "angle"),
+    "windSpeed": ("wind_speed_kmh", "speed"),
+    "windGust": ("wind_gust_kmh", "speed"),
+    "barometricPressure": ("barometric_pressure_pa", "pressure"),
+    "seaLevelPressure": ("sea_level_pressure_pa", "pressure"),
+    "visibility": ("visibility_m", "distance"),
+    "precipitationLastHour": ("precipitation_last_hour_mm", "precipitation"),
+}
+# unit family -> unit code (prefix stripped) -> (scale, offset) into the canonical unit.
+_CONVERSIONS: Final[dict[str, dict[str, tuple[float, float]]]] = {
+    "temperature": {"degC": (1.0, 0.0), "degF": (5 / 9, -32 * 5 / 9), "K": (1.0, -273.15)},
+    "percent": {"percent": (1.0, 0.0)},
+    "angle": {"degree_(angle)": (1.0, 0.0)},
+    "speed": {"km_h-1": (1.0, 0.0), "m_s-1": (3.6, 0.0), "kt": (1.852, 0.0), "mi_h-1": (1.609344, 0.0)},
+    "pressure": {"Pa": (1.0, 0.0), "hPa": (100.0, 0.0), "kPa": (1000.0, 0.0)},
+    "distance": {"m": (1.0, 0.0), "km": (1000.0, 0.0), "mi": (1609.344, 0.0)},
+    "precipitation": {"mm": (1.0, 0.0), "m": (1000.0, 0.0), "cm": (10.0, 0.0)},
+}
+#: MADIS quality-control flags that mark a value as rejected ("X") or subjectively bad ("B").
+REJECTED_QC: Final = ("X", "B")
+_OBS_SCHEMA: Final = {
+    "features": pl.List(
+        pl.Struct(
+            {
+                "properties": pl.Struct(
+                    {
+                        "station": pl.String,
+                        "stationId": pl.String,
+                        "timestamp": pl.String,
+                        "textDescription": pl.String,
+                        "rawMessage": pl.String,
+                        **dict.fromkeys(_QUANTITIES, _QUANTITY),
+                    }
+                )
+            }
+        )
+    ),
+    "pagination": pl.Struct({"next": pl.String}),
+}
+
+
+def check_weather_response(status: int, content_type: str | None, body: bytes, *, url: str = "") -> None:
+    """Raise the typed error an api.weather.gov answer stands for (``application/problem+json``)."""
+    if status == 200:
+        return
+    where = {"source": "noaa", "dataset": OBSERVATIONS, "url": url, "status": status}
+    text = body.decode("utf-8", "replace")
+    detail = redact_text(text.strip()[:300]) or "<empty body>"
+    params = ""
+    try:
+        problem = json.loads(text)
+    except ValueError:
+        problem = None
+    if isinstance(problem, dict):
+        detail = redact_text(f"{problem.get('title', '')}: {problem.get('detail', '')}".strip(": "))
+        errors = problem.get("parameterErrors") or []
+        if errors:
+            params = "; ".join(
+                f"{e.get('parameter')}: {e.get('message')}" for e in errors if isinstance(e, dict)
+            )
+        if problem.get("correlationId"):
+            where["correlation_id"] = problem["correlationId"]
+    if status in (401, 403):
+        raise AuthenticationError(
+            f"api.weather.gov refused the request ({detail}); it requires a User-Agent that names the "
+            "application and a contact (HMCO_SOURCES__USER_AGENT).",
+            **where,
+        )
+    if status == 404:
+        raise RequestRejected(f"api.weather.gov: {detail} (is the station id right?)", **where)
+    if 400 <= status < 500:
+        raise RequestRejected(f"api.weather.gov rejected the request: {detail} {params}".strip(), **where)
+    raise SourceError(f"api.weather.gov answered HTTP {status}: {detail}", **where)
+
+
+def _obs_frame(body: bytes, *, url: str = "") -> pl.DataFrame:
+    stripped = body.strip()
+    if stripped[:1] != b"{":
+        raise PayloadError(
+            f"api.weather.gov answered with a non-JSON body: {stripped[:120].decode('utf-8', 'replace')!r}",
+            source="noaa",
+            dataset=OBSERVATIONS,
+            url=url,
+        )
+    try:
+        return pl.read_json(io.BytesIO(stripped), schema=_OBS_SCHEMA)
+    except pl.exceptions.ComputeError as exc:
+        cls = SchemaDriftError if "deserializ" in str(exc) else PayloadError
+        raise cls(
+            f"api.weather.gov body is not an observation collection: {exc}",
+            source="noaa",
+            dataset=OBSERVATIONS,
+            url=url,
+        ) from None
+
+
+def observations_cursor(body: bytes, *, url: str = "") -> tuple[int, str | None]:
+    """(number of features, ``pagination.next``) of one observation collection page."""
+    frame = _obs_frame(body, url=url)
+    features = frame.get_column("features")[0]
+    pagination = frame.get_column("pagination")[0]
+    return (0 if features is None else len(features)), (pagination or {}).get("next")
+
+
+def parse_observations(body: bytes, *, window: Window | None = None, url: str = "") -> pa.Table:
+    """api.weather.gov observation collection → ``noaa_observations`` rows in canonical SI units.
+
+    Timestamps carry offsets and become UTC; quantities are converted from whatever unit code they
+    carry (``wmoUnit:km_h-1`` or ``unit:m_s-1`` alike); values the QC flags reject are null.
+    Rows outside ``window`` (the API's ``end`` is inclusive) are dropped.
+    """
+    frame = _obs_frame(body, url=url)
+    props = (
+        frame.select(pl.col("features").explode())
+        .unnest("features")
+        .drop_nulls("properties")
+        .unnest("properties")
+        .drop_nulls("timestamp")
+    )
+    if props.height == 0:
+        return _empty(OBSERVATIONS)
+    rows = props.to_arrow()
+    try:
+        ts = rows.column("timestamp").cast(TS)
+    except pa.ArrowInvalid as exc:
+        raise SchemaDriftError(
+            f"api.weather.gov timestamp is not ISO-8601 with an offset: {exc}",
+            source="noaa",
+            dataset=OBSERVATIONS,
+        ) from None
+    station_from_url = (
+        pc.extract_regex(rows.column("station"), r"(?P<id>[^/]+)/?$").combine_chunks().field("id")
+    )
+    columns: dict[str, Any] = {
+        "ts": ts,
+        "station": pc.coalesce(rows.column("stationId"), station_from_url),
+    }
+    for prop, (column, family) in _QUANTITIES.items():
+        columns[column] = _canonical_quantity(rows.column(prop), prop, family)
+    columns["text_description"] = rows.column("textDescription")
+    columns["raw_message"] = rows.column("rawMessage")
+    table = pa.table(columns)
+    if window is not None:
+        keep = pc.and_(
+            pc.greater_equal(table.column("ts"), pa.scalar(window.start, TS)),
+            pc.less(table.column("ts"), pa.scalar(window.end, TS)),
+        )
+        table = table.filter(keep)
+    return conform(table, OBSERVATIONS)
+
+
+def _strip_prefix(codes: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    return pc.replace_substring_regex(codes, r"^[^:]*:", "")
+
+
+def _canonical_quantity(column: pa.ChunkedArray, prop: str, family: str) -> pa.ChunkedArray:
+    """One ``{unitCode, value, qualityControl}`` column → values in the family's canonical unit."""
+    quantity = column.combine_chunks()
+    if quantity.type == pa.null() or len(quantity) == 0:
+        return pa.chunked_array([pa.nulls(len(quantity), pa.float64())])
+    value = pc.struct_field(quantity, "value").cast(pa.float64())
+    unit = _strip_prefix(pc.struct_field(quantity, "unitCode"))
+    qc = _strip_prefix(pc.struct_field(quantity, "qualityControl"))
+    table = _CONVERSIONS[family]
+    idx = pc.index_in(unit, value_set=pa.array(list(table)))
+    unknown = pc.and_(pc.is_valid(value), pc.is_null(idx))
+    if pc.any(unknown).as_py():
+        seen = sorted(set(pc.filter(unit, unknown).to_pylist()), key=str)
+        raise SchemaDriftError(
+            f"api.weather.gov {prop} has unit code(s) {seen} that hmco cannot convert to {family} "
+            f"(known: {sorted(table)}); add the conversion in hmco.sources.noaa._CONVERSIONS",
+            source="noaa",
+            dataset=OBSERVATIONS,
+        )
+    scale = pc.take(pa.array([s for s, _ in table.values()], pa.float64()), idx)
+    offset = pc.take(pa.array([o for _, o in table.values()], pa.float64()), idx)
+    converted = pc.round(pc.add(pc.multiply(value, scale), offset), 6)
+    rejected = pc.fill_null(pc.is_in(qc, value_set=pa.array(REJECTED_QC)), False)
+    return pa.chunked_array([pc.if_else(rejected, pa.scalar(None, pa.float64()), converted)])
+
+
+def _rebase(next_url: str) -> str:
+    """Path and query of an absolute ``pagination.next`` link, to be resolved on our own base URL."""
+    parts = urlsplit(next_url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _iso_z(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _as_list(value: Sequence[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+# --------------------------------------------------------------------------------------------------
+# the source
+# --------------------------------------------------------------------------------------------------
+
+
+@register_source
+class NOAA(Source):
+    """NOAA weather: hourly station observations (api.weather.gov) or GHCN-Daily values (CDO v2).
+
+    Args:
+        dataset: ``noaa_observations`` (default) or ``noaa_ghcnd_daily``.
+        base_url: CDO root (default the NCEI host). For ``noaa_observations`` it is used as the
+            weather.gov root when ``weather_base_url`` is not given (so a UIS ``base_url`` just works).
+        min_interval: seconds between requests (default 0.2 for CDO's 5 req/s, 0.25 for weather.gov).
+        stations: CDO ``GHCND:USW00094728`` (bare ids get the ``GHCND:`` prefix) or weather.gov
+            ``KSUA``-style ids.
+        datatypes: GHCN-D elements (``TMAX``, ``TMIN``, ``PRCP`` …); all when omitted.
+        locations: CDO ``locationid`` values (``FIPS:37``, ``ZIP:28801``) instead of/with stations.
+        units: ``metric`` (default), ``standard`` or ``None``/``"raw"`` to omit it (tenths as stored).
+        page_size: CDO ``limit`` (≤ 1000) or weather.gov ``limit`` (≤ 500).
+        weather_base_url: api.weather.gov root (default https://api.weather.gov).
+    """
+
+    name = "noaa"
+    datasets = (OBSERVATIONS, GHCND)
+    window_step = timedelta(hours=1)
+    publication_lag = timedelta(minutes=10)
+
+    def __init__(
+        self,
+        dataset: str | None = None,
+        *,
+        settings: Settings | None = None,
+        base_url: str | None = None,
+        min_interval: float | None = None,
+        max_attempts: int = 5,
+        backoff: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        stations: list[str] | str | None = None,
+        datatypes: list[str] | str | None = None,
+        locations: list[str] | str | None = None,
+        units: str | None = "metric",
+        page_size: int | None = None,
+        weather_base_url: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        super().__init__(dataset, settings=settings)
+        self.daily = self.dataset.name == GHCND
+        if self.daily:
+            # one window per station day; GHCN-D arrives about a day late
+            self.window_step = timedelta(days=1)  # type: ignore[misc]
+            self.publication_lag = timedelta(days=2)  # type: ignore[misc]
+        self.stations = _as_list(stations)
+        if self.daily:
+            self.stations = [s if ":" in s else f"GHCND:{s}" for s in self.stations]
+        self.datatypes = [d.upper() for d in _as_list(datatypes)]
+        self.locations = _as_list(locations)
+        units_key = "raw" if units in (None, "", "raw") else str(units).lower()
+        if units_key not in _UNIT_LABELS:
+            raise ConfigError(f"noaa: units must be 'metric', 'standard' or omitted, not {units!r}")
+        self.units = units_key
+        max_limit = CDO_MAX_LIMIT if self.daily else WEATHER_MAX_LIMIT
+        self.page_size = min(int(page_size or max_limit), max_limit)
+        if self.page_size < 1:
+            raise ConfigError(f"noaa: page_size must be ≥ 1, not {page_size}")
+        if self.daily and not (self.stations or self.locations):
+            raise ConfigError("noaa_ghcnd_daily needs `stations` (e.g. GHCND:USW00094728) or `locations`")
+        if not self.daily and not self.stations:
+            raise ConfigError("noaa_observations needs `stations` (e.g. KSUA)")
+        if self.daily:
+            self.base_url = base_url or CDO_BASE_URL
+        else:
+            self.base_url = weather_base_url or base_url or WEATHER_BASE_URL
+        self.min_interval = (
+            min_interval
+            if min_interval is not None
+            else (CDO_MIN_INTERVAL if self.daily else WEATHER_MIN_INTERVAL)
+        )
+        self._http_options: dict[str, Any] = {
+            "max_attempts": max_attempts,
+            "backoff": backoff,
+            "sleep": sleep,
+            "timeout": timeout,
+        }
+        self._http: HttpClient | None = None
+
+    # ---- HTTP ---------------------------------------------------------------------------------
+
+    @property
+    def http(self) -> HttpClient:
+        """The paced client, built on first use (CDO needs the token only when fetching)."""
+        if self._http is None:
+            agent = self.settings.sources.user_agent
+            if not agent or not agent.strip():
+                raise AuthenticationError(
+                    "api.weather.gov and CDO want a User-Agent naming the application and a contact: "
+                    "set HMCO_SOURCES__USER_AGENT",
+                    source="noaa",
+                )
+            headers: dict[str, str] = {}
+            if self.daily:
+                secret = self.settings.sources.noaa_token
+                token = secret.get_secret_value() if secret is not None else ""
+                if not token:
+                    raise AuthenticationError(
+                        "NOAA CDO needs a token: set HMCO_SOURCES__NOAA_TOKEN "
+                        "(free at https://www.ncdc.noaa.gov/cdo-web/token)",
+                        source="noaa",
+                        dataset=GHCND,
+                    )
+                register_secret(token)
+                headers["token"] = token
+            else:
+                headers["Accept"] = "application/geo+json"
+            self._http = HttpClient(
+                self.base_url,
+                min_interval=self.min_interval,
+                headers=headers,
+                user_agent=agent,
+                **self._http_options,
+            )
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    # ---- fetch --------------------------------------------------------------------------------
+
+    def fetch(self, window: Window) -> Iterator[RawPayload]:
+        """Yield every page covering ``window`` (year chunks × offset pages, or stations × cursor pages)."""
+        if self.daily:
+            yield from self._fetch_ghcnd(window)
+        else:
+            yield from self._fetch_observations(window)
+
+    def _ghcnd_params(self, first: date, last: date, offset: int) -> list[tuple[str, str]]:
+        params = [("datasetid", "GHCND")]
+        params += [("stationid", s) for s in self.stations]
+        params += [("locationid", loc) for loc in self.locations]
+        params += [("datatypeid", d) for d in self.datatypes]
+        params += [("startdate", first.isoformat()), ("enddate", last.isoformat())]
+        if self.units != "raw":
+            params.append(("units", self.units))
+        params += [("limit", str(self.page_size)), ("offset", str(offset))]
+        return params
+
+    def _fetch_ghcnd(self, window: Window) -> Iterator[RawPayload]:
+        http = self.http
+        for chunk, first, last in cdo_date_chunks(window):
+            offset, page = 1, 0
+            while True:
+                try:
+                    resp = http.get("data", self._ghcnd_params(first, last, offset))
+                except RateLimited as exc:
+                    raise _cdo_quota_error(exc) from None
+                url, params, headers = http.describe_request(resp)
+                ctype = resp.headers.get("content-type")
+                check_cdo_response(resp.status_code, ctype, resp.content, url=url)
+                body = redact_bytes(resp.content)
+                yield RawPayload(
+                    source=self.name,
+                    dataset=GHCND,
+                    body=body,
+                    url=url,
+                    params=params,
+                    headers=headers,
+                    status=resp.status_code,
+                    content_type=ctype,
+                    window=chunk,
+                    page=page,
+                    meta={
+                        "units": self.units,
+                        "offset": offset,
+                        "startdate": str(first),
+                        "enddate": str(last),
+                    },
+                )
+                count = 0 if resp.status_code == 204 else cdo_result_count(body, url=url)
+                offset += self.page_size
+                page += 1
+                if offset > count:
+                    break
+
+    def _fetch_observations(self, window: Window) -> Iterator[RawPayload]:
+        http = self.http
+        for station in self.stations:
+            path: str = f"stations/{quote(station, safe='')}/observations"
+            params: list[tuple[str, str]] | None = [
+                ("start", _iso_z(window.start)),
+                ("end", _iso_z(window.end)),
+                ("limit", str(self.page_size)),
+            ]
+            seen: set[str] = set()
+            page = 0
+            while True:
+                resp = http.get(path, params)
+                url, rparams, headers = http.describe_request(resp)
+                ctype = resp.headers.get("content-type")
+                check_weather_response(resp.status_code, ctype, resp.content, url=url)
+                body = redact_bytes(resp.content)
+                yield RawPayload(
+                    source=self.name,
+                    dataset=OBSERVATIONS,
+                    body=body,
+                    url=url,
+                    params=rparams,
+                    headers=headers,
+                    status=resp.status_code,
+                    content_type=ctype,
+                    window=window,
+                    page=page,
+                    meta={"station": station},
+                )
+                n_features, next_url = observations_cursor(body, url=url)
+                if n_features == 0 or not next_url or next_url in seen:
+                    break
+                seen.add(next_url)
+                path, params = _rebase(next_url), None
+                page += 1
+
+    # ---- parse --------------------------------------------------------------------------------
+
+    def parse(self, payload: RawPayload) -> pa.Table:
+        """Pure: one page → canonical rows (:func:`parse_ghcnd_daily` / :func:`parse_observations`)."""
+        if payload.dataset == GHCND:
+            check_cdo_response(payload.status, payload.content_type, payload.body, url=payload.url)
+            return parse_ghcnd_daily(
+                payload.body, units=_payload_units(payload), status=payload.status, url=payload.url
+            )
+        check_weather_response(payload.status, payload.content_type, payload.body, url=payload.url)
+        return parse_observations(payload.body, window=payload.window, url=payload.url)
+
+
+def _payload_units(payload: RawPayload) -> str:
+    units = payload.meta.get("units")
+    if units:
+        return str(units)
+    return str(payload.params.get("units") or "raw")
+
+
+def _cdo_quota_error(exc: RateLimited) -> RateLimited:
+    """CDO's 429 means either 5/s (retry soon) or the 10,000/day quota (retry after midnight)."""
+    if re.search(r"(?i)per day|daily", exc.message):
+        now = datetime.now(UTC)
+        midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+        return RateLimited(
+            "NOAA CDO: the token's 10,000 requests/day quota is exhausted; the pipeline resumes when it "
+            f"resets (≈ next UTC midnight). {exc.message}",
+            retry_after=math.ceil((midnight - now).total_seconds()),
+            source="noaa",
+            dataset=GHCND,
+        )
+    return exc

@@ -1,0 +1,263 @@
+"""UIS — the Universal Ingestion Spec: a pipeline declared in YAML, validated, turned into a Pipeline.
+
+::
+
+    name: caiso-rt-lmp
+    source: {type: caiso, dataset: rt_lmp, params: {nodes: [TH_NP15_GEN-APND]}}
+    schedule: "*/5 * * * *"
+    sla: 10m
+    window: 1h
+    sinks: [iceberg, clickhouse]
+    checks: {lmp: {min: -500, max: 3000}}
+
+A bad spec raises :class:`~hmco.errors.SpecError` whose message names every bad field and its problem.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hmco.errors import ConfigError, SpecError
+
+if TYPE_CHECKING:
+    from hmco.config import Settings
+    from hmco.lake import Lake
+    from hmco.pipeline import Pipeline
+
+__all__ = ["PipelineSpec", "SourceSpec", "build_pipeline", "load_spec", "parse_duration"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)\s*$", re.IGNORECASE)
+_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE)
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str | int | float | timedelta) -> timedelta:
+    """``"30m"``, ``"1h"``, ``"24h"``, ``"7d"``, ``"PT10M"`` or seconds → ``timedelta``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    m = _DURATION.match(value)
+    if m:
+        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2).lower()])
+    m = _ISO_DURATION.match(value.strip())
+    if m and any(m.groups()):
+        d, h, mi, s = (int(g or 0) for g in m.groups())
+        return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    raise ValueError(f"{value!r} is not a duration (use e.g. 30m, 1h, 7d or PT10M)")
+
+
+def _positive_duration(value: Any) -> timedelta:
+    td = parse_duration(value)
+    if td <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return td
+
+
+Duration = Annotated[timedelta, BeforeValidator(_positive_duration)]
+_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$|^[A-Za-z]{3}$")
+
+
+class SourceSpec(BaseModel):
+    """Which source client to run and with what parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="registry name of the source (eia, fred, noaa, census, caiso, miso, spp …)")
+    dataset: str | None = Field(None, description="canonical dataset; default = the source's first dataset")
+    base_url: str | None = Field(None, description="override the API root (mirror, proxy, test server)")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the source client")
+
+    @model_validator(mode="after")
+    def _check_source(self) -> SourceSpec:
+        from hmco.sources.base import get_source_class
+
+        try:
+            cls = get_source_class(self.type)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if self.dataset is not None and self.dataset not in cls.datasets:
+            raise ValueError(f"source {self.type!r} cannot produce dataset {self.dataset!r}; it produces {list(cls.datasets)}")
+        accepted = inspect.signature(cls.__init__).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+        reserved = {"self", "dataset", "settings"}
+        if not takes_any:
+            unknown = sorted(set(self.params) - set(accepted) - reserved)
+            if unknown:
+                known = sorted(set(accepted) - reserved - {"base_url", "sleep"})
+                raise ValueError(f"source {self.type!r} has no parameter(s) {unknown}; it accepts {known}")
+            if self.base_url is not None and "base_url" not in accepted:
+                raise ValueError(f"source {self.type!r} does not take a base_url")
+        return self
+
+
+class PipelineSpec(BaseModel):
+    """A whole pipeline: source, schedule, service level, layout, sinks and quality checks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="unique pipeline name (lower case)")
+    description: str = ""
+    source: SourceSpec
+    schedule: str | None = Field(None, description="cron expression (5 fields) for the scheduler")
+    sla: Duration | None = Field(None, description="freshness SLA; default = the dataset's")
+    window: Duration | None = Field(None, description="backfill chunk; default = the source's window_step")
+    start: date | datetime | None = Field(None, description="first day of history to backfill")
+    publish_tier: Literal["curated", "ml"] = "curated"
+    stage: bool = Field(True, description="write to staged and gate before publishing")
+    sinks: list[Literal["iceberg", "clickhouse"]] = Field(default_factory=lambda: ["iceberg"])
+    checks: dict[str, Any] | None = Field(None, description="quality overrides (see hmco.quality)")
+    transforms: list[str] = Field(default_factory=list, description="'module:function' transforms after parsing")
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError(f"{value!r} is not a 5-field cron expression (minute hour day month weekday)")
+        return value
+
+    @field_validator("transforms")
+    @classmethod
+    def _check_transforms(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            _resolve(ref)
+        return value
+
+    @field_validator("sinks")
+    @classmethod
+    def _check_sinks(cls, value: list[str]) -> list[str]:
+        if "iceberg" not in value:
+            raise ValueError("sinks must include 'iceberg' (the lake is the system of record)")
+        if len(set(value)) != len(value):
+            raise ValueError("sinks are listed more than once")
+        return value
+
+    @model_validator(mode="after")
+    def _check_checks(self) -> PipelineSpec:
+        if self.checks is not None:
+            try:
+                quality_spec = importlib.import_module("hmco.quality.spec")
+            except ImportError:
+                return self
+            model = getattr(quality_spec, "QualitySpec", None)
+            if model is not None:
+                model.model_validate(self.checks)
+        return self
+
+    @property
+    def dataset_name(self) -> str:
+        from hmco.sources.base import get_source_class
+
+        return self.source.dataset or get_source_class(self.source.type).datasets[0]
+
+
+def _resolve(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    if not module or not attr:
+        raise ValueError(f"transform {ref!r} must look like 'package.module:function'")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"transform {ref!r} cannot be imported: {exc}") from None
+    if not callable(fn):
+        raise ValueError(f"transform {ref!r} is not callable")
+    return fn
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "spec"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(f"{loc}: {msg}")
+    return out
+
+
+def load_spec(source: str | Path | dict[str, Any]) -> PipelineSpec:
+    """Load and validate a spec from a YAML file path, YAML text or a dict.
+
+    Raises:
+        SpecError: naming each bad field (``source.params.nodes: ...``) and the file.
+    """
+    where: str | None = None
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        text = str(source)
+        if isinstance(source, Path) or (text.endswith((".yaml", ".yml")) and "\n" not in text):
+            path = Path(source)
+            where = str(path)
+            if not path.is_file():
+                raise SpecError(f"spec file {path} does not exist")
+            text = path.read_text()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SpecError(f"spec is not valid YAML: {exc}", file=where) from None
+    if not isinstance(data, dict):
+        raise SpecError("spec must be a YAML mapping with at least 'name' and 'source'", file=where)
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = _format_errors(exc)
+        raise SpecError("invalid pipeline spec: " + "; ".join(errors), errors=errors, file=where) from None
+
+
+def build_pipeline(
+    spec: PipelineSpec | str | Path | dict[str, Any],
+    *,
+    settings: Settings | None = None,
+    lake: Lake | None = None,
+    extra_sinks: list[Any] | None = None,
+) -> Pipeline:
+    """Instantiate the source, gate and sinks a spec describes and compose them into a Pipeline."""
+    from hmco.config import Settings as _Settings
+    from hmco.lake import Lake as _Lake
+    from hmco.pipeline import Pipeline
+    from hmco.sources.base import get_source_class
+
+    if not isinstance(spec, PipelineSpec):
+        spec = load_spec(spec)
+    settings = settings or (lake.settings if lake else _Settings.load())
+    lake = lake or _Lake(settings)
+    cls = get_source_class(spec.source.type)
+    kwargs: dict[str, Any] = dict(spec.source.params)
+    if spec.source.base_url is not None:
+        kwargs["base_url"] = spec.source.base_url
+    try:
+        source = cls(spec.source.dataset, settings=settings, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"source.params: {exc}", errors=[f"source.params: {exc}"]) from None
+    gate = None
+    try:
+        quality = importlib.import_module("hmco.quality.spec")
+        gate = quality.build_gate(source.dataset, spec.checks)
+    except ImportError:
+        gate = None
+    sinks: list[Any] = list(extra_sinks or [])
+    if "clickhouse" in spec.sinks:
+        from hmco.sinks.clickhouse import ClickHouseSink  # type: ignore[import-not-found,unused-ignore]
+
+        sinks.append(ClickHouseSink(settings=settings))
+    return Pipeline(
+        source,
+        lake=lake,
+        name=spec.name,
+        transforms=[_resolve(t) for t in spec.transforms],
+        gate=gate,
+        sinks=sinks,
+        publish_tier=spec.publish_tier,
+        stage=spec.stage,
+        window_step=spec.window,
+    )
