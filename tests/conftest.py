@@ -29,3 +29,41 @@ def replay() -> Iterator[ReplayServer]:
     """A loopback HTTP server replaying payload files; add routes with ``replay.add(...)``."""
     with ReplayServer() as server:
         yield server
+
+
+# --- real servers, started once per test session -------------------------------------------------
+
+from tests.support.servers import S3_KEY, S3_SECRET, Postgres, SeaweedFS  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """Debian's PostgreSQL server, initdb'd in a temp dir, on a free loopback port."""
+    server = Postgres(tmp_path_factory.mktemp("pg")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """SeaweedFS `weed mini`: a real S3 server (and Iceberg REST catalog) on loopback."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweed")).start()
+    yield server
+    server.stop()
+
+
+_counter = iter(range(1_000_000))
+
+
+@pytest.fixture
+def cluster_settings(tmp_path: Path, postgres: Postgres, seaweed: SeaweedFS) -> Settings:
+    """`cluster` profile: SQL catalog on PostgreSQL (fresh database) + S3 on SeaweedFS (fresh buckets)."""
+    n = next(_counter)
+    uri = postgres.create_database(f"catalog_{os.getpid()}_{n}")
+    return Settings.load(
+        profile="cluster",
+        home=tmp_path / "hmco",
+        bucket_prefix=f"t{os.getpid()}-{n}-",
+        catalog={"type": "sql", "uri": uri},
+        s3={"endpoint": seaweed.endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_SECRET},
+    )

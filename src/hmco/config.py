@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     trino: TrinoSettings = Field(default_factory=TrinoSettings)
     sources: SourceCredentials = Field(default_factory=SourceCredentials)
+    bucket_prefix: str = Field("", description="prefix of the tier bucket names (e.g. per environment)")
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -105,14 +105,18 @@ class Lake:
             return None
         if self.is_local:
             return (self.settings.home_dir / "warehouse" / t.bucket).as_uri()
-        return f"s3://{t.bucket}"
+        return f"s3://{self.bucket(name)}"
+
+    def bucket(self, name: str) -> str:
+        """The bucket of a tier (``hmco-raw`` …, with the configured prefix)."""
+        return self.settings.bucket_prefix + tier(name).bucket
 
     def storage_location(self, name: str) -> str:
         """A location for non-Iceberg files of a tier (raw payloads, quality results)."""
         loc = self.tier_location(name)
         if loc is not None:
             return loc
-        return f"s3://{tier(name).bucket}"
+        return f"s3://{self.bucket(name)}"
 
     @cached_property
     def _s3fs(self) -> pafs.FileSystem:
@@ -179,7 +183,7 @@ class Lake:
     def lifecycle_rules(self) -> dict[str, dict[str, Any]]:
         """S3 lifecycle configurations, one per tier bucket, expiring objects after the tier's retention."""
         return {
-            t.bucket: {
+            self.bucket(t.name): {
                 "Rules": [
                     {
                         "ID": f"hmco-{t.name}-retention",

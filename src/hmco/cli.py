@@ -1,0 +1,154 @@
+"""The ``hmco`` command: demo, pipelines from UIS specs, tiers, SQL over the lake, archive listing.
+
+Exit codes: 0 success, 1 a run failed (data or quality), 2 bad usage/spec/config — so schedulers can
+act on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from hmco._logging import configure_logging
+from hmco.errors import ConfigError, HmcoError, QualityGateFailed, SpecError
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from hmco.config import Settings
+
+    return Settings.load(profile_file=args.profile)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hmco.demo import run_demo
+
+    result = run_demo(_settings(args), nodes=args.nodes)
+    return 0 if all(r.ok for r in result.reports) else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hmco.spec import load_spec
+
+    status = 0
+    for path in args.specs:
+        try:
+            spec = load_spec(path)
+            print(f"ok    {path}: {spec.name} ({spec.source.type} → {spec.dataset_name})")
+        except SpecError as exc:
+            status = 2
+            print(f"error {path}:", file=sys.stderr)
+            for line in exc.errors or [str(exc)]:
+                print(f"  - {line}", file=sys.stderr)
+    return status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hmco.spec import build_pipeline
+    from hmco.windows import Window
+
+    pipeline = build_pipeline(args.spec, settings=_settings(args))
+    if args.start and args.end:
+        report = pipeline.run(Window.of(args.start, args.end), resume=args.resume)
+    else:
+        report = pipeline.run_since_watermark(start=args.start)
+    print(json.dumps(report.to_dict(), default=str, indent=2) if args.json else report)
+    return 0 if report.ok else 1
+
+
+def cmd_tiers(args: argparse.Namespace) -> int:
+    from hmco.lake import TIERS, Lake
+
+    lake = Lake(_settings(args))
+    if args.create:
+        created = lake.create_tiers()
+        print(f"created namespaces: {', '.join(created) or 'none (all existed)'}")
+    for t in TIERS.values():
+        print(f"{t.name:8} {lake.bucket(t.name):20} {t.namespace:12} keep {t.retention.days:>5} d  {t.description}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from hmco.lake import Lake
+    from hmco.query.lake import LakeSQL
+
+    with LakeSQL(Lake(_settings(args))) as engine:
+        table = engine.sql(args.query, dialect=args.dialect)
+    with pl.Config(tbl_rows=args.limit, tbl_hide_dataframe_shape=True):
+        print(pl.from_arrow(table))
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from hmco.lake import Lake
+    from hmco.sinks.raw import RawArchive
+
+    archive = RawArchive(Lake(_settings(args)))
+    for key in archive.keys(args.source, args.dataset):
+        print(key)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hmco", description="HMCo energy-market lakehouse SDK")
+    parser.add_argument("--profile", help="YAML profile file (else HMCO_PROFILE_FILE / HMCO_* variables)")
+    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="run the end-to-end demo on the embedded lake")
+    p.add_argument("--nodes", type=int, default=3000)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("validate", help="validate UIS pipeline specs")
+    p.add_argument("specs", nargs="+")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run a pipeline spec for a window, or since its watermark")
+    p.add_argument("spec")
+    p.add_argument("--start")
+    p.add_argument("--end")
+    p.add_argument("--resume", action="store_true", help="skip windows already committed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("tiers", help="list (and create) the lake tiers")
+    p.add_argument("--create", action="store_true")
+    p.set_defaults(func=cmd_tiers)
+
+    p = sub.add_parser("sql", help="run Trino-dialect SQL over the lake (DuckDB)")
+    p.add_argument("query")
+    p.add_argument("--dialect", default="trino")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("archive", help="list archived raw payloads")
+    p.add_argument("--source")
+    p.add_argument("--dataset")
+    p.set_defaults(func=cmd_archive)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, json=args.log_json)
+    try:
+        return int(args.func(args))
+    except (SpecError, ConfigError) as exc:
+        print(f"hmco: {exc}", file=sys.stderr)
+        return 2
+    except QualityGateFailed as exc:
+        print(f"hmco: quality gate failed: {exc}", file=sys.stderr)
+        return 1
+    except HmcoError as exc:
+        print(f"hmco: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

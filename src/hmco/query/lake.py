@@ -1,0 +1,156 @@
+"""The embedded SQL engine: DuckDB over the lake's Iceberg tables, speaking Trino's dialect.
+
+Queries are written as users write them for Trino (``hub_curated.eia_daily_fuel``,
+``iceberg.hub_curated.x``, ``INTERVAL '7' DAY``); sqlglot translates them to DuckDB, and each referenced
+table becomes a view over ``iceberg_scan(<current metadata file>)`` — the snapshot the catalog says is
+current. Where the DuckDB Iceberg extension is not installed, the table is scanned with pyiceberg and
+handed to DuckDB as Arrow. Results come back as Arrow (``.pl()`` for polars is one call away).
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from hmco._dependencies import import_optional
+from hmco._logging import get_logger
+from hmco.errors import ConfigError
+from hmco.lake import TIERS, Lake
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["LakeSQL", "translate"]
+
+log = get_logger("hmco.query")
+
+#: Catalog prefixes that name the lake in Trino (``iceberg.hub_curated.x``) and, for the seed's RT
+#: query, the ClickHouse catalog whose ``rt_lmp`` the lake also keeps (``clickhouse.default.rt_lmp``).
+LAKE_CATALOGS = ("iceberg", "lake", "hmco")
+RT_ALIASES = {("clickhouse", "default"): "hub_curated"}
+
+
+def translate(sql: str, read: str = "trino") -> str:
+    """Translate a query from ``read`` (Trino by default) into DuckDB SQL."""
+    import sqlglot
+
+    return ";\n".join(sqlglot.transpile(sql, read=read, write="duckdb"))
+
+
+def _extension_path(name: str) -> str | None:
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        found = glob.glob(os.path.join(root, "extensions", "*", "**", f"{name}.duckdb_extension"), recursive=True)
+        if found:
+            return found[0]
+    return None
+
+
+class LakeSQL:
+    """Run Trino-dialect SQL over the lake with DuckDB.
+
+    Args:
+        lake: the lake whose tables are queried.
+        connection: an existing DuckDB connection to use (a new in-memory one by default).
+    """
+
+    def __init__(self, lake: Lake, connection: duckdb.DuckDBPyConnection | None = None) -> None:
+        self.lake = lake
+        duck = import_optional("duckdb")
+        self.con: duckdb.DuckDBPyConnection = connection or duck.connect(
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        )
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.iceberg = self._load_extensions()
+
+    def _load_extensions(self) -> bool:
+        paths = {name: _extension_path(name) for name in ("avro", "httpfs", "iceberg")}
+        if not paths["iceberg"] or not paths["avro"]:
+            log.info("DuckDB iceberg extension not installed; tables will be scanned with pyiceberg")
+            return False
+        try:
+            for name in ("avro", "httpfs", "iceberg"):
+                if paths[name]:
+                    self.con.execute(f"LOAD '{paths[name]}'")
+        except Exception as exc:  # version mismatch between duckdb and the extension wheel
+            log.warning("cannot load DuckDB extensions (%s); falling back to pyiceberg scans", exc)
+            return False
+        s3 = self.lake.settings.s3
+        if s3.endpoint or s3.access_key_id:
+            endpoint = (s3.endpoint or "").split("://", 1)[-1]
+            opts = {
+                "TYPE": "s3",
+                "ENDPOINT": endpoint,
+                "URL_STYLE": "path" if s3.path_style else "vhost",
+                "USE_SSL": "true" if (s3.endpoint or "").startswith("https") else "false",
+                "REGION": s3.region,
+            }
+            if s3.access_key_id and s3.secret_access_key:
+                opts["KEY_ID"] = s3.access_key_id.get_secret_value()
+                opts["SECRET"] = s3.secret_access_key.get_secret_value()
+            body = ", ".join(f"{k} {v}" if k in ("TYPE", "USE_SSL") else f"{k} '{v}'" for k, v in opts.items())
+            self.con.execute(f"CREATE OR REPLACE SECRET hmco_s3 ({body})")
+        return True
+
+    def _register(self, namespace: str, name: str) -> None:
+        from pyiceberg.exceptions import NoSuchTableError
+
+        try:
+            tbl = self.lake.catalog.load_table(f"{namespace}.{name}")
+        except NoSuchTableError:
+            raise ConfigError(f"table {namespace}.{name} does not exist in the lake") from None
+        self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
+        if self.iceberg and tbl.metadata_location:
+            location = tbl.metadata_location.replace("'", "''")
+            self.con.execute(f"CREATE OR REPLACE VIEW \"{namespace}\".\"{name}\" AS SELECT * FROM iceberg_scan('{location}')")
+        else:
+            arrow = tbl.scan().to_arrow()
+            view = f"__hmco_{namespace}_{name}"
+            self.con.register(view, arrow)
+            self.con.execute(f'CREATE OR REPLACE VIEW "{namespace}"."{name}" AS SELECT * FROM "{view}"')
+
+    def _rewrite(self, sql: str, read: str) -> str:
+        """Map Trino catalog.schema.table names onto registered lake views and translate to DuckDB."""
+        import sqlglot
+        from sqlglot import exp
+
+        namespaces = {t.namespace for t in TIERS.values()}
+        statements = sqlglot.parse(sql, read=read)
+        out = []
+        for stmt in statements:
+            if stmt is None:
+                continue
+            ctes = {c.alias_or_name for c in stmt.find_all(exp.CTE)}
+            for table in stmt.find_all(exp.Table):
+                if not table.name or table.name in ctes:
+                    continue
+                catalog, db = table.catalog, table.db
+                if (catalog, db) in RT_ALIASES:
+                    db = RT_ALIASES[(catalog, db)]
+                if db in namespaces and (not catalog or catalog in LAKE_CATALOGS or (table.catalog, table.db) in RT_ALIASES):
+                    self._register(db, table.name)
+                    table.set("catalog", None)
+                    table.set("db", exp.to_identifier(db))
+            out.append(stmt.sql(dialect="duckdb"))
+        return ";\n".join(out)
+
+    def sql(self, query: str, *, dialect: str = "trino", params: list[Any] | None = None) -> pa.Table:
+        """Run ``query`` (Trino dialect unless told otherwise) and return the result as Arrow."""
+        duck_sql = self._rewrite(query, dialect)
+        log.debug("running on DuckDB: %s", duck_sql)
+        return self.con.execute(duck_sql, params or []).fetch_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> LakeSQL:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
