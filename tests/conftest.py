@@ -67,3 +67,14 @@ def cluster_settings(tmp_path: Path, postgres: Postgres, seaweed: SeaweedFS) -> 
         catalog={"type": "sql", "uri": uri},
         s3={"endpoint": seaweed.endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_SECRET},
     )
+
+
+@pytest.fixture(params=["local", "postgres+s3"])
+def lake(request: pytest.FixtureRequest, settings: Settings):  # type: ignore[no-untyped-def]
+    """A lake with its tiers created, on the embedded default and on PostgreSQL + SeaweedFS."""
+    from hmco.lake import Lake
+
+    chosen = settings if request.param == "local" else request.getfixturevalue("cluster_settings")
+    lake = Lake(chosen)
+    lake.create_tiers()
+    return lake

@@ -9,24 +9,24 @@ import pytest
 
 from hmco.errors import AuthenticationError, PayloadError, RequestRejected, SchemaDriftError
 from hmco.schemas import get_dataset
-from hmco.sources.base import get_source_class
+from hmco.sources.base import Source, get_source_class
 from hmco.sources.miso import INTERVAL_MARKS, MISO, parse_miso_five_min
 from hmco.windows import Window
-from tests.support.replay import Reply, ReplayServer
+from tests.support.replay import ReplayServer, Reply
 
 FEED = "/api/MarketPricing/GetRealTimeFiveMinExPost/"
 JULY_27_AFTERNOON = datetime(2026, 7, 27, 18, 0, tzinfo=UTC)
 
 
-def _utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def _miso(replay: ReplayServer, settings, now: datetime = JULY_27_AFTERNOON, **kw) -> MISO:  # type: ignore[no-untyped-def]
     return MISO(settings=settings, base_url=f"{replay.url}/api", min_interval=0, now=lambda: now, **kw)
 
 
-def _read(source: MISO, window: Window) -> pa.Table:
+def _read(source: Source, window: Window) -> pa.Table:
     tables = [source.parse(p) for p in source.fetch(window)]
     return pa.concat_tables(tables)
 
@@ -67,7 +67,7 @@ def test_energy_is_lmp_minus_loss_minus_congestion(replay: ReplayServer, setting
     replay.add(FEED + "Rolling", Reply.file("miso/rolling_20260727.json"))
     with _miso(replay, settings) as src:
         table = _read(src, Window(_utc(2026, 7, 27, 13, 15), _utc(2026, 7, 27, 13, 20)))
-    hub = [r for r in table.to_pylist() if r["node"] == "ARKANSAS.HUB"][0]
+    hub = next(r for r in table.to_pylist() if r["node"] == "ARKANSAS.HUB")
     # LMP 23.50, MLC -0.50, MCC 0.30 at 08:15 EST
     assert (hub["lmp"], hub["loss"], hub["congestion"]) == (23.5, -0.5, pytest.approx(0.3))
     assert hub["energy"] == pytest.approx(23.7)
@@ -132,7 +132,8 @@ def test_fixed_est_on_us_dst_change_day(replay: ReplayServer, settings) -> None:
 
 
 def test_summer_interval_also_maps_to_utc_minus_five() -> None:
-    body = b'{"headers":["INTERVAL","CPNODE","LMP","MLC","MCC"],"data":[["2026-07-27T08:15:00","N1","1","0","0"]]}'
+    body = b'{"headers":["INTERVAL","CPNODE","LMP","MLC","MCC"],'
+    body += b'"data":[["2026-07-27T08:15:00","N1","1","0","0"]]}'
     table = parse_miso_five_min(body)
     assert table.column("ts").to_pylist() == [_utc(2026, 7, 27, 13, 15)]
 

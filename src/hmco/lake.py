@@ -159,9 +159,8 @@ class Lake:
         created: list[str] = []
         for t in TIERS.values():
             location = self.tier_location(t.name)
-            if create_buckets and not self.is_local and location is not None:
-                fs, path = self.filesystem(location)
-                fs.create_dir(path.split("/", 1)[0], recursive=False)
+            if create_buckets and not self.is_local:
+                self._s3fs.create_dir(self.bucket(t.name), recursive=False)
             elif location is not None and location.startswith("file://"):
                 fs, path = self.filesystem(location)
                 fs.create_dir(path, recursive=True)

@@ -45,14 +45,14 @@ class HostPacer:
     _next: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def wait(self) -> float:
+    def wait(self, sleep: Callable[[float], None] | None = None) -> float:
         """Block until the next request may go; return how long it waited."""
         with self._lock:
             now = self.clock()
             delay = max(0.0, self._next - now)
             self._next = max(now, self._next) + self.min_interval
         if delay > 0:
-            self.sleep(delay)
+            (sleep or self.sleep)(delay)
         return delay
 
     def push_back(self, seconds: float) -> None:
@@ -154,9 +154,12 @@ class HttpClient:
             SourceUnavailable: connection errors, timeouts or 5xx after ``max_attempts``.
         """
         url = self.url(path)
+        attempts = 0
 
         def attempt() -> httpx.Response:
-            self.pacer.wait()
+            nonlocal attempts
+            attempts += 1
+            self.pacer.wait(self._sleep)
             try:
                 resp = self._client.get(url, params=params, headers=headers)
             except httpx.TransportError as exc:
@@ -165,7 +168,9 @@ class HttpClient:
                 ) from None
             if resp.status_code == 429 or (self._rate_limit_detector and self._rate_limit_detector(resp)):
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                if retry_after is not None:
+                if retry_after is not None and attempts >= self.max_attempts:
+                    # Out of retries: make every other caller of this host respect the server's wait.
+                    # (While retrying, this client's own backoff already waits ``retry_after``.)
                     self.pacer.push_back(retry_after)
                 raise RateLimited(
                     f"{self.host} throttled the request (HTTP {resp.status_code}): {_snippet(resp)}",

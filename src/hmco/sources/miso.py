@@ -12,7 +12,6 @@ end); :data:`INTERVAL_MARKS` holds the choice in one place, and every payload re
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -90,7 +89,7 @@ def parse_miso_five_min(
         PayloadError: the bytes are not the feed's JSON envelope (HTML page, API error object …).
         SchemaDriftError: ``headers`` lack one of INTERVAL, CPNODE, LMP, MLC, MCC.
     """
-    headers, raw = _read_feed(body, where)
+    _, raw = _read_feed(body, where)
     if raw.num_rows == 0:
         return conform(_empty(), "rt_lmp")
     stamp = _parse_interval(raw.column("interval"), where)
@@ -203,8 +202,8 @@ def _from_compact(span: bytes, headers: list[str], roles: dict[str, int], where:
     names = [f"c{i}" for i in range(len(headers))]
     try:
         raw = pcsv.read_csv(
-            io.BytesIO(lines),
-            read_options=pcsv.ReadOptions(column_names=names, block_size=1 << 24),
+            pa.BufferReader(lines),
+            read_options=pcsv.ReadOptions(column_names=names, block_size=1 << 22),
             parse_options=pcsv.ParseOptions(quote_char='"', double_quote=False),
             convert_options=pcsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
@@ -381,7 +380,8 @@ class MISO(Source):
             )
         if resp.status_code != 200:
             raise RequestRejected(
-                f"MISO answered HTTP {resp.status_code} for the {feed} feed: {resp.text[:200]!r}; check base_url",
+                f"MISO answered HTTP {resp.status_code} for the {feed} feed: {resp.text[:200]!r}; "
+                f"check base_url",
                 source=self.name,
                 url=url,
             )

@@ -1,0 +1,402 @@
+"""SPP real-time (RTBM) 5-minute LMPs by settlement location from the Marketplace file browser.
+
+One CSV per 5-minute interval (reference §7): the folder is the interval START's local date, the
+file name the interval END in Central *prevailing* time, and on the fall-back day the second
+occurrence of the repeated hour carries a ``d`` suffix (``...0105d.csv``). Names are computed from
+UTC instants with ``zoneinfo`` (``fold=1`` is the second occurrence), so spring-forward days have
+276 files and fall-back days 300. Daily files (``use_daily_files``) hold a whole local day.
+
+Rows are timed by ``GMTIntervalEnd`` (interval END, GMT): ``ts = end − 5 min``; the local
+``Interval`` column is ignored. Headers are matched after normalization (case-fold, strip, ``_`` →
+space, spaces removed), so every published variant parses.
+
+Missing files: SPP answers HTTP 404 with an empty body for an interval not (yet) published. Such a
+file is yielded as a marker payload (status 404, empty body, ``meta["missing"] = True``) that parses
+to zero rows, so the raw tier records exactly which files were absent; if *every* file of a window
+is missing, :class:`~hmco.errors.NoData` is raised instead, naming the paths.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar, Final
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from hmco.config import Settings
+from hmco.errors import AuthenticationError, NoData, PayloadError, RequestRejected, SchemaDriftError
+from hmco.schemas import TS, conform, get_dataset
+from hmco.sources.base import RawPayload, Source, register_source
+from hmco.sources.http import HostPacer, HttpClient, pacer_for
+from hmco.windows import Window, floor_time
+
+__all__ = [
+    "CENTRAL",
+    "INTERFACES",
+    "SPP",
+    "SPP_FILE_BROWSER_URL",
+    "daily_file_path",
+    "interval_file_path",
+    "interval_file_paths",
+    "parse_spp_rtbm_lmp",
+]
+
+log = logging.getLogger("hmco.sources.spp")
+
+SPP_FILE_BROWSER_URL: Final = "https://portal.spp.org/file-browser-api"
+DOWNLOAD_PATH: Final = "download/rtbm-lmp-by-location"
+CENTRAL: Final = ZoneInfo("America/Chicago")
+INTERVAL: Final = timedelta(minutes=5)
+#: No limit is published; stay polite on an interface SPP calls "neither supported nor encouraged".
+DEFAULT_MIN_INTERVAL: Final = 0.5
+#: Settlement locations that are interties (gridstatus ``LMP_HUBS_AND_INTERFACES``); hubs end in ``_HUB``.
+INTERFACES: Final = frozenset(
+    {
+        "AECI", "ALTW", "AMRN", "BLKW", "CLEC", "DPC", "EDDY", "EES", "ERCOTE", "ERCOTN", "GRE", "LAM345",
+        "MCWEST", "MDU", "MEC", "MISO", "NSP", "OTP", "RCEAST", "SCSE", "SGE", "SPA", "SPC",
+    }
+)  # fmt: skip
+
+#: normalized header -> role; normalization = casefold, ``_`` -> space, all whitespace removed.
+_ROLES: Final = {
+    "gmtintervalend": "end",
+    "gmtinterval": "end",
+    "gmtintervalending": "end",
+    "settlementlocation": "node",
+    "settlementlocationname": "node",
+    "lmp": "lmp",
+    "mlc": "mlc",
+    "mcc": "mcc",
+    "mec": "mec",
+}
+_REQUIRED: Final = ("end", "node", "lmp", "mlc", "mcc", "mec")
+_TIME_FORMAT: Final = "%m/%d/%Y %H:%M:%S"
+
+
+def _normalize(header: str) -> str:
+    return "".join(header.casefold().replace("_", " ").split())
+
+
+# --------------------------------------------------------------------------------------------- paths
+
+
+def interval_file_path(interval_end: datetime, prefix: str = "RTBM-LMP-SL") -> str:
+    """File-browser path of the interval ending at ``interval_end`` (aware).
+
+    Folder = local date of the interval start; name = local end time, ``d`` for the repeated hour.
+    """
+    end_local = interval_end.astimezone(CENTRAL)
+    start_local = (interval_end - INTERVAL).astimezone(CENTRAL)
+    suffix = "d" if end_local.fold else ""
+    return (
+        f"/{start_local:%Y}/{start_local:%m}/By_Interval/{start_local:%d}/"
+        f"{prefix}-{end_local:%Y%m%d%H%M}{suffix}.csv"
+    )
+
+
+def interval_file_paths(window: Window) -> list[tuple[datetime, str]]:
+    """``(interval end UTC, path)`` of every interval starting in ``window`` (aligned to 5 minutes)."""
+    first_end = floor_time(window.start, INTERVAL) + INTERVAL
+    count = -(-(window.end - first_end + INTERVAL) // INTERVAL)
+    ends = (first_end + i * INTERVAL for i in range(max(0, count)))
+    return [(end, interval_file_path(end)) for end in ends if end - INTERVAL < window.end]
+
+
+def daily_file_path(day: date, prefix: str = "RTBM-LMP-DAILY-SL") -> str:
+    """File-browser path of the daily file of local (Central) market day ``day``."""
+    return f"/{day:%Y}/{day:%m}/By_Day/{prefix}-{day:%Y%m%d}.csv"
+
+
+def local_days(window: Window) -> list[date]:
+    """Central-time dates of the intervals starting in ``window``."""
+    first = window.start.astimezone(CENTRAL).date()
+    last = (window.end - timedelta(microseconds=1)).astimezone(CENTRAL).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+# --------------------------------------------------------------------------------------------- parse
+
+
+def parse_spp_rtbm_lmp(
+    body: bytes,
+    *,
+    window: Window | None = None,
+    nodes: Sequence[str] | None = None,
+    where: str = "",
+) -> pa.Table:
+    """Parse an RTBM-LMP-SL interval or daily CSV into canonical ``rt_lmp`` rows.
+
+    Raises:
+        PayloadError: HTML (the portal's React shell answers 200 for unknown paths) or unreadable CSV.
+        SchemaDriftError: a required column (GMT interval end, settlement location, LMP, MLC, MCC, MEC)
+            is missing.
+    """
+    head = memoryview(body)[_leading_blank(body) :]
+    if not head:
+        raise PayloadError(f"SPP returned an empty file instead of CSV; {where}")
+    if head[:1] == b"<":
+        raise PayloadError(
+            f"not data: SPP returned an HTML page (the portal's React shell) instead of CSV; the path is "
+            f"probably wrong or not published; {where}: {bytes(head[:80])!r}"
+        )
+    newline = bytes(head[:4096]).find(b"\n")
+    header = bytes(head[: newline if newline >= 0 else 4096]).decode("utf-8", "replace").rstrip("\r")
+    names = next(csv.reader([header]), [])
+    roles: dict[str, str] = {}
+    for name in names:
+        role = _ROLES.get(_normalize(name))
+        if role and role not in roles:
+            roles[role] = name
+    missing = [r for r in _REQUIRED if r not in roles]
+    if missing:
+        raise SchemaDriftError(
+            f"SPP RTBM LMP header {names} lacks {missing}; update hmco.sources.spp if SPP changed the "
+            f"layout; "
+            f"{where}"
+        )
+    raw = _read_columns(head, roles, where)
+    if raw.num_rows == 0:
+        return conform(get_dataset("rt_lmp").schema.empty_table(), "rt_lmp")
+    end = raw.column("end")
+    ts = pc.subtract(end, pa.scalar(INTERVAL, pa.duration("us")))
+    node = raw.column("node")
+    is_hub = pc.ends_with(node, "_HUB")
+    is_interface = pc.is_in(node, value_set=pa.array(sorted(INTERFACES), pa.string()))
+    node_type = pc.if_else(is_hub, "Hub", pc.if_else(is_interface, "Interface", "Settlement Location"))
+    n = raw.num_rows
+    table = pa.table(
+        {
+            "ts": ts,
+            "interval_end": end,
+            "iso": pa.repeat(pa.scalar("SPP"), n),
+            "market": pa.repeat(pa.scalar("RT5"), n),
+            "node": node,
+            "node_type": node_type,
+            "lmp": raw.column("lmp"),
+            "energy": raw.column("mec"),
+            "congestion": raw.column("mcc"),
+            "loss": raw.column("mlc"),
+        }
+    )
+    mask = None
+    if window is not None:
+        mask = pc.and_(
+            pc.greater_equal(ts, pa.scalar(window.start, TS)),
+            pc.less(ts, pa.scalar(window.end, TS)),
+        )
+    if nodes:
+        in_nodes = pc.is_in(node, value_set=pa.array(list(nodes), pa.string()))
+        mask = in_nodes if mask is None else pc.and_(mask, in_nodes)
+    if mask is not None:
+        table = table.filter(mask)
+    return conform(table, "rt_lmp")
+
+
+def _leading_blank(body: bytes) -> int:
+    """Length of a UTF-8 BOM and blank space before the header (without copying the body)."""
+    prefix = body[:64]
+    return len(prefix) - len(prefix.lstrip(b"\xef\xbb\xbf \t\r\n"))
+
+
+def _read_columns(body: bytes | memoryview, roles: dict[str, str], where: str) -> pa.Table:
+    """Read only the needed columns, typed by Arrow's CSV reader; fall back to trimming strings."""
+    wanted = list(roles.values())
+    numeric = {roles[r]: pa.float64() for r in ("lmp", "mlc", "mcc", "mec")}
+    typed = pcsv.ConvertOptions(
+        column_types={roles["end"]: pa.timestamp("us"), roles["node"]: pa.string(), **numeric},
+        timestamp_parsers=[_TIME_FORMAT],
+        include_columns=wanted,
+    )
+    read = pcsv.ReadOptions(block_size=1 << 22)
+    try:
+        raw = pcsv.read_csv(pa.BufferReader(body), read_options=read, convert_options=typed)
+    except pa.ArrowInvalid:
+        raw = _read_as_text(body, roles, read, where)
+    by_role = {role: raw.column(name) for role, name in roles.items() if role in _REQUIRED}
+    by_role["end"] = by_role["end"].cast(TS)  # GMT wall time -> UTC instant
+    by_role["node"] = pc.utf8_trim_whitespace(by_role["node"])
+    return pa.table({r: by_role[r] for r in _REQUIRED})
+
+
+def _read_as_text(
+    body: bytes | memoryview, roles: dict[str, str], read: pcsv.ReadOptions, where: str
+) -> pa.Table:
+    """Slow path for padded cells (``" 19.25"``): read strings, trim, then cast."""
+    wanted = list(roles.values())
+    try:
+        text = pcsv.read_csv(
+            pa.BufferReader(body),
+            read_options=read,
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(wanted, pa.string()), include_columns=wanted
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise PayloadError(f"SPP file is not readable CSV: {exc}; {where}") from None
+    cols: dict[str, pa.ChunkedArray] = {}
+    try:
+        for role, name in roles.items():
+            col = pc.utf8_trim_whitespace(text.column(name))
+            if role == "end":
+                col = pc.strptime(col, format=_TIME_FORMAT, unit="us")
+            elif role in ("lmp", "mlc", "mcc", "mec"):
+                col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col).cast(pa.float64())
+            cols[name] = col
+    except pa.ArrowInvalid as exc:
+        raise PayloadError(f"SPP file has a malformed value: {exc}; {where}") from None
+    return pa.table(cols)
+
+
+# --------------------------------------------------------------------------------------------- client
+
+
+@register_source
+class SPP(Source):
+    """SPP RTBM 5-minute LMPs by settlement location (dataset ``rt_lmp``, market ``RT5``).
+
+    Args:
+        use_daily_files: read one ``RTBM-LMP-DAILY-SL`` file per local day (published ≈ D+5) instead
+            of one file per interval; best for backfills.
+        nodes: keep only these settlement locations (all when empty).
+        clock: monotonic clock of the pacer (tests).
+    """
+
+    name: ClassVar[str] = "spp"
+    datasets: ClassVar[tuple[str, ...]] = ("rt_lmp",)
+    #: a backfill commits a day at a time (288 interval files, or one daily file).
+    window_step: ClassVar[timedelta] = timedelta(days=1)
+    #: an interval file usually appears a couple of minutes after the interval ends.
+    publication_lag: ClassVar[timedelta] = timedelta(minutes=3)
+
+    def __init__(
+        self,
+        dataset: str | None = None,
+        *,
+        settings: Settings | None = None,
+        base_url: str | None = None,
+        min_interval: float | None = None,
+        max_attempts: int = 5,
+        backoff: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        use_daily_files: bool = False,
+        nodes: list[str] | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        super().__init__(dataset, settings=settings)
+        self.use_daily_files = use_daily_files
+        self.nodes = list(nodes or [])
+        interval = DEFAULT_MIN_INTERVAL if min_interval is None else min_interval
+        self._http = HttpClient(
+            base_url or SPP_FILE_BROWSER_URL,
+            min_interval=0.0,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            timeout=timeout,
+            user_agent=self.settings.sources.user_agent,
+            sleep=sleep,
+        )
+        if sleep is time.sleep and clock is time.monotonic:
+            self._pacer = pacer_for(f"{self._http.host}#spp-files", interval)
+        else:
+            self._pacer = HostPacer(interval, clock=clock, sleep=sleep)
+
+    def latest_window(self, now: datetime | None = None) -> Window:
+        """The newest 5-minute interval whose file should be published by ``now``."""
+        end = floor_time((now or datetime.now(UTC)) - self.publication_lag, INTERVAL)
+        return Window(end - INTERVAL, end)
+
+    def paths(self, window: Window) -> list[str]:
+        """File-browser paths ``fetch`` requests for ``window``, in order."""
+        if self.use_daily_files:
+            return [daily_file_path(day) for day in local_days(window)]
+        return [path for _, path in interval_file_paths(window)]
+
+    def fetch(self, window: Window) -> Iterator[RawPayload]:
+        """Yield one payload per file; missing files as 404 markers, or NoData if all are missing."""
+        pending: list[RawPayload] = []
+        found = False
+        for page, path in enumerate(self.paths(window)):
+            payload = self._fetch_file(path, window, page)
+            if payload.meta.get("missing"):
+                log.warning("SPP file not published (HTTP 404): %s", path)
+                if not found:
+                    pending.append(payload)
+                    continue
+            elif not found:
+                found = True
+                yield from pending
+                pending.clear()
+            yield payload
+        if not found:
+            missing = [str(p.meta["path"]) for p in pending]
+            hint = (
+                " (daily files appear about D+5; use interval files for recent days)"
+                if self.use_daily_files
+                else ""
+            )
+            raise NoData(
+                f"SPP has no RTBM LMP file for window {window}: {len(missing)} path(s) answered 404{hint}",
+                source=self.name,
+                dataset=self.dataset.name,
+                paths=missing[:6] + (["…"] if len(missing) > 6 else []),
+            )
+
+    def _fetch_file(self, path: str, window: Window, page: int) -> RawPayload:
+        self._pacer.wait()
+        resp = self._http.get(DOWNLOAD_PATH, params={"path": path})
+        url, params, headers = self._http.describe_request(resp)
+        if resp.status_code in (401, 403):
+            raise AuthenticationError(
+                f"SPP refused the anonymous download (HTTP {resp.status_code}); an IP block or a changed "
+                f"portal",
+                source=self.name,
+                url=url,
+            )
+        if resp.status_code not in (200, 404):
+            raise RequestRejected(
+                f"SPP answered HTTP {resp.status_code} for {path}: {resp.text[:200]!r}",
+                source=self.name,
+                url=url,
+            )
+        missing = resp.status_code == 404
+        return RawPayload(
+            source=self.name,
+            dataset=self.dataset.name,
+            body=b"" if missing else resp.content,
+            url=url,
+            params=params,
+            headers=headers,
+            status=resp.status_code,
+            content_type=resp.headers.get("content-type"),
+            window=window,
+            page=page,
+            meta={"path": path, "missing": missing, "daily": self.use_daily_files, "nodes": self.nodes},
+        )
+
+    def parse(self, payload: RawPayload) -> pa.Table:
+        return parse_payload(payload)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def parse_payload(payload: RawPayload) -> pa.Table:
+    """Parse an archived SPP payload (pure); a missing-file marker gives zero rows."""
+    if payload.meta.get("missing") or payload.status == 404:
+        return conform(get_dataset("rt_lmp").schema.empty_table(), "rt_lmp")
+    where = f"source=spp, dataset={payload.dataset}, path={payload.meta.get('path')}, sha256={payload.sha256}"
+    if (payload.content_type or "").startswith("text/html"):
+        raise PayloadError(
+            f"not data: SPP returned text/html (the portal's React shell) instead of CSV; {where}"
+        )
+    return parse_spp_rtbm_lmp(
+        payload.body, window=payload.window, nodes=payload.meta.get("nodes"), where=where
+    )
