@@ -148,7 +148,7 @@ EIA_DAILY_FUEL = Dataset(
     frequency=timedelta(days=1),
     sla=timedelta(minutes=30),
     series_key=("region", "series", "timezone"),
-    value_ranges={"value": (0.0, None)},
+    # No lower bound: net generation of pumped storage and batteries is negative in EIA-930.
 )
 
 EIA_HOURLY_FUEL = Dataset(

@@ -1,0 +1,158 @@
+"""The Iceberg sink: a window replaced atomically, never duplicated; watermarks in the commit; evolution."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from datetime import timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from hmco.config import Settings
+from hmco.errors import IncompatibleSchemaChange
+from hmco.lake import Lake
+from hmco.schemas import get_dataset
+from hmco.sinks.iceberg import IcebergSink
+from hmco.sources.synthetic import synthetic_lmp
+from hmco.windows import Window
+
+RT = get_dataset("rt_lmp")
+DAY = Window.day("2026-11-26")
+
+
+def _rows(lake: Lake, dataset: str = "rt_lmp", tier: str | None = None) -> pa.Table:
+    return lake.table(dataset, tier).scan().to_arrow()
+
+
+def test_rerun_of_window_replaces_rows(lake: Lake) -> None:
+    batch = synthetic_lmp(DAY, nodes=50)
+    sink = IcebergSink(lake, pipeline="p")
+    sink.write(batch, dataset=RT, window=DAY, batch_id="b1", watermark=DAY.end)
+    sink.write(batch, dataset=RT, window=DAY, batch_id="b2", watermark=DAY.end)
+    out = _rows(lake)
+    assert out.num_rows == batch.num_rows == 50 * 288
+    assert out.group_by(["node", "ts"]).aggregate([]).num_rows == out.num_rows  # no duplicate key
+
+
+def test_revised_window_replaces_old_values(lake: Lake) -> None:
+    sink = IcebergSink(lake, pipeline="p")
+    first = synthetic_lmp(DAY, nodes=10)
+    sink.write(first, dataset=RT, window=DAY, batch_id="b1")
+    hour = Window(DAY.start, DAY.start + timedelta(hours=1))
+    revised = synthetic_lmp(hour, nodes=10)
+    revised = revised.set_column(revised.schema.get_field_index("lmp"), "lmp", pc.add(revised["lmp"], 100.0))
+    sink.write(revised, dataset=RT, window=hour, batch_id="b2")
+    out = _rows(lake)
+    assert out.num_rows == first.num_rows
+    in_hour = out.filter(pc.less(out["ts"], pa.scalar(hour.end, out["ts"].type)))
+    assert in_hour.num_rows == 10 * 12
+    assert pc.sum(in_hour["lmp"]).as_py() == pytest.approx(pc.sum(revised["lmp"]).as_py())
+
+
+def test_rerun_only_replaces_its_own_scope(lake: Lake) -> None:
+    sink = IcebergSink(lake, pipeline="p")
+    caiso = synthetic_lmp(DAY, nodes=5, iso="CAISO")
+    spp = synthetic_lmp(DAY, nodes=7, iso="SPP")
+    sink.write(caiso, dataset=RT, window=DAY, batch_id="c1", scope={"iso": ["CAISO"]})
+    sink.write(spp, dataset=RT, window=DAY, batch_id="s1", scope={"iso": ["SPP"]})
+    sink.write(caiso, dataset=RT, window=DAY, batch_id="c2", scope={"iso": ["CAISO"]})
+    counts = dict(
+        zip(*_rows(lake).group_by("iso").aggregate([("ts", "count")]).to_pydict().values(), strict=True)
+    )
+    assert counts == {"CAISO": 5 * 288, "SPP": 7 * 288}
+
+
+def test_commit_carries_watermark_and_batch_id(lake: Lake) -> None:
+    sink = IcebergSink(lake, pipeline="caiso-rt")
+    sink.write(synthetic_lmp(DAY, nodes=3), dataset=RT, window=DAY, batch_id="batch-42", watermark=DAY.end)
+    tbl = lake.table("rt_lmp")
+    summary = tbl.current_snapshot().summary.additional_properties
+    assert summary["hmco.batch-id"] == "batch-42"
+    assert summary["hmco.watermark"] == DAY.end.isoformat()
+    assert summary["hmco.pipeline"] == "caiso-rt"
+    assert lake.watermark("rt_lmp", "caiso-rt") == DAY.end
+
+
+def test_rerunning_an_old_window_never_moves_the_watermark_back(lake: Lake) -> None:
+    sink = IcebergSink(lake, pipeline="p")
+    later = Window.day("2026-11-27")
+    sink.write(synthetic_lmp(later, nodes=2), dataset=RT, window=later, batch_id="b1", watermark=later.end)
+    sink.write(synthetic_lmp(DAY, nodes=2), dataset=RT, window=DAY, batch_id="b2", watermark=DAY.end)
+    assert lake.watermark("rt_lmp", "p") == later.end
+
+
+def test_new_nullable_column_evolves_the_schema_by_name(lake: Lake) -> None:
+    sink = IcebergSink(lake, pipeline="p")
+    base = synthetic_lmp(DAY, nodes=2)
+    sink.write(base, dataset=RT, window=DAY, batch_id="b1")
+    nxt = Window.day("2026-11-27")
+    drifted = synthetic_lmp(nxt, nodes=2).append_column("baa", pa.array(["SPP"] * (2 * 288)))
+    sink.write(drifted, dataset=RT, window=nxt, batch_id="b2")
+    out = _rows(lake)
+    assert "baa" in out.column_names
+    assert out.filter(pc.is_null(out["baa"])).num_rows == base.num_rows  # old rows read as null
+    assert out.filter(pc.equal(out["baa"], "SPP")).num_rows == 2 * 288
+
+
+def test_incompatible_type_change_is_a_clear_error(lake: Lake) -> None:
+    sink = IcebergSink(lake, pipeline="p")
+    sink.write(synthetic_lmp(DAY, nodes=2), dataset=RT, window=DAY, batch_id="b1")
+    bad = synthetic_lmp(DAY, nodes=2)
+    bad = bad.set_column(bad.schema.get_field_index("lmp"), "lmp", pc.cast(bad["lmp"], pa.string()))
+    with pytest.raises(IncompatibleSchemaChange, match=r"column 'lmp' is double .* batch has string"):
+        sink.write(bad, dataset=RT, window=DAY, batch_id="b2")
+    assert _rows(lake).num_rows == 2 * 288  # nothing half-written
+
+
+def test_evolution_can_be_refused(lake: Lake) -> None:
+    sink = IcebergSink(lake, pipeline="p", evolve=False)
+    drifted = synthetic_lmp(DAY, nodes=1).append_column("surprise", pa.array([1] * 288))
+    with pytest.raises(IncompatibleSchemaChange, match="schema evolution is off"):
+        sink.write(drifted, dataset=RT, window=DAY, batch_id="b1")
+
+
+def _writer(settings_json: str, day: str, iso: str, rounds: int, barrier: mp.synchronize.Barrier) -> None:
+    settings = Settings.model_validate_json(settings_json)
+    lake = Lake(settings)
+    sink = IcebergSink(lake, pipeline=f"writer-{iso}")
+    barrier.wait()
+    for r in range(rounds):
+        first = Window.day(day)
+        window = Window(first.start + timedelta(days=r), first.end + timedelta(days=r))
+        sink.write(
+            synthetic_lmp(window, nodes=4, iso=iso),
+            dataset=RT,
+            window=window,
+            batch_id=f"{iso}-{r}",
+            scope={"iso": [iso]},
+        )
+
+
+def _settings_json(settings: Settings) -> str:
+    """Settings for a child process, secrets included (test plumbing between two processes, not a log)."""
+    data = settings.model_dump(mode="json")
+    for key in ("access_key_id", "secret_access_key"):
+        value = getattr(settings.s3, key)
+        data["s3"][key] = value.get_secret_value() if value else None
+    return json.dumps(data)
+
+
+def test_concurrent_writers_from_two_processes_lose_nothing(lake: Lake) -> None:
+    lake.table("rt_lmp")  # created up front; both writers then race on commits
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    rounds = 4
+    procs = [
+        ctx.Process(target=_writer, args=(_settings_json(lake.settings), "2026-11-20", iso, rounds, barrier))
+        for iso in ("CAISO", "SPP")
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+    assert [p.exitcode for p in procs] == [0, 0]
+    out = _rows(lake)
+    assert out.num_rows == 2 * rounds * 4 * 288
+    assert out.group_by(["iso", "node", "ts"]).aggregate([]).num_rows == out.num_rows
