@@ -263,9 +263,16 @@ class Pipeline:
                 key = archived.key
             try:
                 tables.append(self.source.parse(payload))
-            except PayloadError as exc:
+            except HmcoError as exc:
                 exc.context.setdefault("archived_key", key)
                 raise
+            except Exception as exc:  # a parser bug must still name the payload it choked on
+                raise PayloadError(
+                    f"{self.source.name} parser failed on a {payload.size:,}-byte payload: {type(exc).__name__}: {exc}; "
+                    "the raw payload is archived and can be replayed after a fix",
+                    archived_key=key,
+                    sha256=payload.sha256,
+                ) from exc
         table = _concat(tables, self.dataset)
         for transform in self.transforms:
             table = transform(table)

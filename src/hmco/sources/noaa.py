@@ -97,7 +97,8 @@ _UNIT_LABELS: Final = {
 }
 _GHCND_TYPES: Final = pa.array(list(_GHCND_KIND))
 _UNIT_COLUMNS: Final = {
-    system: pa.array([labels[kind] for kind in _GHCND_KIND]) for system, labels in _UNIT_LABELS.items()
+    system: pa.array([labels[kind] for kind in _GHCND_KIND.values()])
+    for system, labels in _UNIT_LABELS.items()
 }
 _TOKEN_WORDS = re.compile(r"(?i)\btoken\b")
 
@@ -112,14 +113,14 @@ def check_cdo_response(status: int, content_type: str | None, body: bytes, *, ur
         return
     message = _cdo_message(body)
     where = {"source": "noaa", "dataset": GHCND, "url": url, "status": status}
+    if status == 429:
+        raise RateLimited(f"NOAA CDO throttled the token: {message}", None, **where)
     if status in (401, 403) or _TOKEN_WORDS.search(message):
         raise AuthenticationError(
             f"NOAA CDO rejected the token: {message}. Check HMCO_SOURCES__NOAA_TOKEN "
             "(request one at https://www.ncdc.noaa.gov/cdo-web/token).",
             **where,
         )
-    if status == 429:
-        raise RateLimited(f"NOAA CDO throttled the token: {message}", None, **where)
     if status in (400, 404, 422):
         hint = ""
         if re.search(r"(?i)year|range|date", message):
@@ -186,9 +187,9 @@ def parse_ghcnd_daily(body: bytes, *, units: str = "metric", status: int = 200, 
     if units not in _UNIT_LABELS:
         raise ConfigError(f"NOAA CDO units must be one of {sorted(_UNIT_LABELS)}, not {units!r}")
     frame = None if status == 204 else _cdo_frame(body, url=url)
-    if frame is None or frame.get_column("results")[0] is None:
+    if frame is None or frame.get_column("results").null_count() == frame.height:
         return _empty(GHCND)
-    rows = frame.select(pl.col("results").explode()).unnest("results").drop_nulls("date").to_arrow()
+    rows = _rows(frame.get_column("results"), "date")
     date_str = pc.utf8_slice_codeunits(rows.column("date"), 0, 10)
     try:
         ts = date_str.cast(pa.date32()).cast(pa.timestamp("us")).cast(TS)
@@ -210,6 +211,34 @@ def parse_ghcnd_daily(body: bytes, *, units: str = "metric", status: int = 200, 
         }
     )
     return conform(table, GHCND)
+
+
+def _rows(column: pl.Series | pa.ChunkedArray, required: str) -> pa.Table:
+    """A list-of-struct (or struct) column → one Arrow row per struct, nulls and rows lacking
+    ``required`` dropped, ``large_string`` (polars' export) narrowed to ``string``. Stays in Arrow:
+    polars' own explode/unnest start its query engine, which costs more than the page on small pages.
+    """
+    arr = column.to_arrow() if isinstance(column, pl.Series) else column.combine_chunks()
+    if pa.types.is_large_list(arr.type) or pa.types.is_list(arr.type):
+        arr = arr.flatten()
+    if arr.null_count:
+        arr = arr.filter(arr.is_valid())
+    table = pa.Table.from_struct_array(arr)
+    if table.column(required).null_count:
+        table = table.filter(pc.is_valid(table.column(required)))
+    return table.cast(_narrow(table.schema))
+
+
+def _narrow(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_type(_narrow_type(f.type)) for f in schema])
+
+
+def _narrow_type(typ: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(typ):
+        return pa.string()
+    if pa.types.is_struct(typ):
+        return pa.struct([f.with_type(_narrow_type(f.type)) for f in typ])
+    return typ
 
 
 def _split_attributes(attributes: pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
@@ -370,16 +399,10 @@ def parse_observations(body: bytes, *, window: Window | None = None, url: str = 
     Rows outside ``window`` (the API's ``end`` is inclusive) are dropped.
     """
     frame = _obs_frame(body, url=url)
-    props = (
-        frame.select(pl.col("features").explode())
-        .unnest("features")
-        .drop_nulls("properties")
-        .unnest("properties")
-        .drop_nulls("timestamp")
-    )
-    if props.height == 0:
+    features = _rows(frame.get_column("features"), "properties")
+    rows = _rows(features.column("properties"), "timestamp")
+    if rows.num_rows == 0:
         return _empty(OBSERVATIONS)
-    rows = props.to_arrow()
     try:
         ts = rows.column("timestamp").cast(TS)
     except pa.ArrowInvalid as exc:
