@@ -24,6 +24,7 @@ import pyarrow as pa
 from hmco._logging import get_logger
 from hmco.errors import HmcoError, PayloadError, PipelineError, QualityGateFailed
 from hmco.lake import Lake
+from hmco.monitoring.metrics import metrics_for
 from hmco.quality.gate import Gate, GateResult
 from hmco.schemas import Dataset, conform, get_dataset
 from hmco.sinks.base import Sink, WriteResult
@@ -59,9 +60,11 @@ class WindowOutcome:
     failed_expectations: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     writes: list[WriteResult] = field(default_factory=list)
+    gate_result: GateResult | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("gate_result", None)
         d["window"] = [self.window.start.isoformat(), self.window.end.isoformat()]
         return d
 
@@ -244,6 +247,7 @@ class Pipeline:
             outcome.status = "failed"
             outcome.error = str(exc)
             outcome.failed_expectations = list(exc.failed)
+            outcome.gate_result = exc.result
         except HmcoError as exc:
             outcome.status = "failed"
             outcome.error = f"{type(exc).__name__}: {exc}"
@@ -296,6 +300,7 @@ class Pipeline:
         if self.gate is not None:
             result = self.gate.check(table, self.dataset, window)
             self._store_gate_result(result, window, outcome.batch_id)
+            metrics_for().record_gate(result)
             outcome.warnings = [o.name for o in result.warnings]
             if not result.passed:
                 names = [o.name for o in result.failed]
@@ -349,7 +354,9 @@ class Pipeline:
             return
         first = failed[0]
         if first.failed_expectations:
-            exc: HmcoError = QualityGateFailed(first.error or "quality gate failed", failed=first.failed_expectations)
+            exc: HmcoError = QualityGateFailed(
+                first.error or "quality gate failed", failed=first.failed_expectations, result=first.gate_result
+            )
         else:
             exc = PipelineError(f"{self.name}: window {first.window} failed: {first.error}", report=report)
         exc.report = report  # type: ignore[attr-defined]

@@ -143,17 +143,22 @@ class PipelineSpec(BaseModel):
             raise ValueError("sinks are listed more than once")
         return value
 
-    @model_validator(mode="after")
-    def _check_checks(self) -> PipelineSpec:
-        if self.checks is not None:
+    @field_validator("checks")
+    @classmethod
+    def _check_checks(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return value
+        try:
+            quality_spec = importlib.import_module("hmco.quality.spec")
+        except ImportError:
+            return value
+        model = getattr(quality_spec, "QualitySpec", None)
+        if model is not None:
             try:
-                quality_spec = importlib.import_module("hmco.quality.spec")
-            except ImportError:
-                return self
-            model = getattr(quality_spec, "QualitySpec", None)
-            if model is not None:
-                model.model_validate(self.checks)
-        return self
+                model.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError("; ".join(_format_errors(exc))) from None
+        return value
 
     @property
     def dataset_name(self) -> str:

@@ -10,9 +10,13 @@ import atexit
 import shutil
 import tempfile
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+
 from hmco.config import Settings
+from hmco.schemas import TS
 
 _root: Path | None = None
 
@@ -37,3 +41,18 @@ def chdb_settings(database: str = "default", **clickhouse: object) -> Settings:
 
 def unique_database(prefix: str = "t") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def lmp_rows(start: datetime, n: int, nodes: list[str], price: float = 10.0, iso: str = "CAISO") -> pa.Table:
+    """``n`` 5-minute intervals from ``start`` for each node; lmp = price + interval index."""
+    ts = [start + timedelta(minutes=5 * i) for i in range(n) for _ in nodes]
+    return pa.table(
+        {
+            "ts": pa.array(ts, TS),
+            "interval_end": pa.array([t + timedelta(minutes=5) for t in ts], TS),
+            "iso": [iso] * len(ts),
+            "market": ["RT5"] * len(ts),
+            "node": nodes * n,
+            "lmp": [price + i for i in range(n) for _ in nodes],
+        }
+    )

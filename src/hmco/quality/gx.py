@@ -118,13 +118,17 @@ class _GXRuntime:
                 **mostly,
             )
         if exp.kind == "in_set":
-            return gxe.ExpectColumnValuesToBeInSet(column=exp.column, value_set=list(p["values"]), meta=meta, **mostly)
+            return gxe.ExpectColumnValuesToBeInSet(
+                column=exp.column, value_set=list(p["values"]), meta=meta, **mostly
+            )
         if exp.kind == "row_count":
             per = p.get("per", "window")
             bounds: dict[str, Any] = {"min_value": p.get("min"), "max_value": p.get("max")}
             if per != "window":  # scaled by the window's length at run time: suite parameters
                 row_params[exp.name] = exp
-                bounds = {k: {"$PARAMETER": f"{_param_name(exp)}_{k}"} for k, v in bounds.items() if v is not None}
+                bounds = {
+                    k: {"$PARAMETER": f"{_param_name(exp)}_{k}"} for k, v in bounds.items() if v is not None
+                }
             return gxe.ExpectTableRowCountToBeBetween(meta=meta, **bounds)
         raise ValueError(f"expectation {exp.name!r}: kind {exp.kind!r} does not run in Great Expectations")
 
@@ -280,9 +284,15 @@ def missing_result(exp: Expectation) -> ExpectationOutcome:
 def _outcome(exp: Expectation, res: Any, sample_size: int) -> ExpectationOutcome:
     """Translate one GX ``ExpectationValidationResult`` into an hmco outcome."""
     result = dict(res.result or {})
-    details: dict[str, Any] = {"kind": exp.kind, "engine": "great_expectations", "gx_type": res.expectation_config.type}
+    details: dict[str, Any] = {
+        "kind": exp.kind,
+        "engine": "great_expectations",
+        "gx_type": res.expectation_config.type,
+    }
     info = res.exception_info or {}
-    errors = [v.get("exception_message") for v in info.values() if isinstance(v, dict) and v.get("raised_exception")]
+    errors = [
+        v.get("exception_message") for v in info.values() if isinstance(v, dict) and v.get("raised_exception")
+    ]
     if info.get("raised_exception"):
         errors.append(info.get("exception_message"))
     if errors:

@@ -47,7 +47,16 @@ __all__ = [
 
 Kind = Literal["columns", "types", "not_null", "unique", "between", "in_set", "row_count", "continuity"]
 Severity = Literal["error", "warn"]
-KINDS: tuple[str, ...] = ("columns", "types", "not_null", "unique", "between", "in_set", "row_count", "continuity")
+KINDS: tuple[str, ...] = (
+    "columns",
+    "types",
+    "not_null",
+    "unique",
+    "between",
+    "in_set",
+    "row_count",
+    "continuity",
+)
 
 # Interval data coarser than this is checked for continuity only when a spec asks: daily series skip
 # weekends and holidays (FRED, EIA spot prices) and local-midnight days drift across DST in UTC.
@@ -56,7 +65,16 @@ CONTINUITY_MAX_FREQUENCY = timedelta(hours=1)
 _CONTINUITY_WARN_ONLY = frozenset({"noaa_observations"})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|min|h|d|w)?\s*$")
-_UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_UNIT_SECONDS = {
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
 
 
 def parse_duration(value: str | float | int | timedelta) -> timedelta:
@@ -97,13 +115,17 @@ class Expectation(BaseModel):
         if self.kind == "unique" and not (self.columns or self.column):
             raise ValueError(f"expectation {self.name!r} of kind 'unique' needs 'columns' (or 'column')")
         if self.kind == "between" and p.get("min") is None and p.get("max") is None:
-            raise ValueError(f"expectation {self.name!r} of kind 'between' needs params.min and/or params.max")
+            raise ValueError(
+                f"expectation {self.name!r} of kind 'between' needs params.min and/or params.max"
+            )
         if self.kind == "in_set" and not isinstance(p.get("values"), list | tuple):
             raise ValueError(f"expectation {self.name!r} of kind 'in_set' needs params.values (a list)")
         if self.kind == "columns" and not isinstance(p.get("columns"), list | tuple):
             raise ValueError(f"expectation {self.name!r} of kind 'columns' needs params.columns (a list)")
         if self.kind == "types" and not isinstance(p.get("types"), dict):
-            raise ValueError(f"expectation {self.name!r} of kind 'types' needs params.types ({{column: type}})")
+            raise ValueError(
+                f"expectation {self.name!r} of kind 'types' needs params.types ({{column: type}})"
+            )
         if self.kind == "row_count" and p.get("per", "window") not in ("window", "hour", "day"):
             raise ValueError(f"expectation {self.name!r}: params.per must be window, hour or day")
         if self.kind == "continuity":
@@ -183,7 +205,10 @@ class Suite:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "expectations": [e.model_dump(mode="json") for e in self.expectations]}
+        return {
+            "dataset": self.dataset,
+            "expectations": [e.model_dump(mode="json") for e in self.expectations],
+        }
 
 
 def default_suite(dataset: Dataset | str) -> Suite:
@@ -193,17 +218,31 @@ def default_suite(dataset: Dataset | str) -> Suite:
         Expectation(
             name="schema.columns", kind="columns", params={"columns": list(ds.schema.names), "exact": False}
         ),
-        Expectation(name="schema.types", kind="types", params={"types": {f.name: str(f.type) for f in ds.schema}}),
+        Expectation(
+            name="schema.types", kind="types", params={"types": {f.name: str(f.type) for f in ds.schema}}
+        ),
     ]
-    exps += [Expectation(name=f"not_null.{f.name}", kind="not_null", column=f.name) for f in ds.schema if not f.nullable]
+    exps += [
+        Expectation(name=f"not_null.{f.name}", kind="not_null", column=f.name)
+        for f in ds.schema
+        if not f.nullable
+    ]
     exps.append(Expectation(name="unique.primary_key", kind="unique", columns=ds.primary_key))
     for col, (lo, hi) in ds.value_ranges.items():
-        exps.append(Expectation(name=f"range.{col}", kind="between", column=col, params={"min": lo, "max": hi}))
+        exps.append(
+            Expectation(name=f"range.{col}", kind="between", column=col, params={"min": lo, "max": hi})
+        )
     for col, values in ds.allowed_values.items():
-        exps.append(Expectation(name=f"in_set.{col}", kind="in_set", column=col, params={"values": list(values)}))
-    exps.append(Expectation(name="row_count", kind="row_count", params={"min": 1, "per": "window"}, severity="warn"))
+        exps.append(
+            Expectation(name=f"in_set.{col}", kind="in_set", column=col, params={"values": list(values)})
+        )
+    exps.append(
+        Expectation(name="row_count", kind="row_count", params={"min": 1, "per": "window"}, severity="warn")
+    )
     if ds.frequency is not None and ds.series_key and ds.frequency <= CONTINUITY_MAX_FREQUENCY:
-        exps.append(continuity_expectation(ds, severity="warn" if ds.name in _CONTINUITY_WARN_ONLY else "error"))
+        exps.append(
+            continuity_expectation(ds, severity="warn" if ds.name in _CONTINUITY_WARN_ONLY else "error")
+        )
     return Suite(ds.name, tuple(exps))
 
 

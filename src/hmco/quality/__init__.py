@@ -1,0 +1,30 @@
+"""Quality gates that fail closed: expectation suites per dataset, run on Great Expectations, and freshness.
+
+``default_suite(dataset)`` derives expectations from the canonical schema; ``build_gate(dataset, checks)``
+applies a UIS spec's ``checks:`` overrides and returns an :class:`ExpectationGate` for the pipeline.
+Great Expectations itself is imported only when a gate first checks a batch.
+"""
+
+from __future__ import annotations
+
+from hmco.quality.freshness import FreshnessReport, FreshnessStatus, check_freshness
+from hmco.quality.gate import ExpectationOutcome, Gate, GateResult
+from hmco.quality.gx import ExpectationGate
+from hmco.quality.spec import QualitySpec, build_gate, build_suite
+from hmco.quality.suites import Expectation, Suite, default_suite
+
+__all__ = [
+    "Expectation",
+    "ExpectationGate",
+    "ExpectationOutcome",
+    "FreshnessReport",
+    "FreshnessStatus",
+    "Gate",
+    "GateResult",
+    "QualitySpec",
+    "Suite",
+    "build_gate",
+    "build_suite",
+    "check_freshness",
+    "default_suite",
+]
