@@ -64,7 +64,7 @@ def test_secrets_are_masked_in_repr_str_and_dumps() -> None:
 
 
 def test_cluster_profile_without_a_server_catalog_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="profile 'cluster' needs catalog.type"):
+    with pytest.raises(ConfigError, match=r"profile 'cluster' needs catalog\.type"):
         Settings.load(profile="cluster")
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from hmco.errors import RateLimited, SourceUnavailable
 from hmco.sources.http import HostPacer, HttpClient, parse_retry_after
-from tests.support.replay import Reply, ReplayServer
+from tests.support.replay import ReplayServer, Reply
 
 
 class Sleeps(list[float]):
@@ -42,9 +42,13 @@ def test_rate_limit_that_never_clears_raises_rate_limited(replay: ReplayServer) 
 
 
 def test_custom_throttle_detector_turns_a_200_page_into_a_rate_limit(replay: ReplayServer) -> None:
-    replay.add("/x", Reply(200, b"<html>retry after 5 seconds</html>", content_type="text/html"), Reply(200, b"{}"))
+    replay.add(
+        "/x", Reply(200, b"<html>retry after 5 seconds</html>", content_type="text/html"), Reply(200, b"{}")
+    )
     client = HttpClient(
-        replay.url, sleep=Sleeps(), rate_limit_detector=lambda r: r.headers["content-type"].startswith("text/html")
+        replay.url,
+        sleep=Sleeps(),
+        rate_limit_detector=lambda r: r.headers["content-type"].startswith("text/html"),
     )
     assert client.get("/x").content == b"{}"
 

@@ -60,4 +60,6 @@ def test_table_is_created_from_the_canonical_schema(lake: Lake) -> None:
 def test_same_dataset_gets_one_table_per_tier(lake: Lake) -> None:
     assert lake.table("eia_daily_fuel", "staged").name() == ("hub_staged", "eia_daily_fuel")
     assert lake.table("eia_daily_fuel").name() == ("hub_curated", "eia_daily_fuel")
-    assert lake.table("eia_daily_fuel").metadata.table_uuid == lake.table("eia_daily_fuel").metadata.table_uuid
+    assert (
+        lake.table("eia_daily_fuel").metadata.table_uuid == lake.table("eia_daily_fuel").metadata.table_uuid
+    )

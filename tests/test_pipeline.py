@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from hmco.errors import PayloadError, PipelineError, QualityGateFailed, SourceUnavailable
+from hmco.errors import PipelineError, QualityGateFailed, SourceUnavailable
 from hmco.lake import Lake
 from hmco.pipeline import Pipeline
 from hmco.quality.gate import ExpectationOutcome, GateResult
@@ -41,7 +41,11 @@ class RejectNegativeLmp:
         bad = table.filter(pc.less(table["lmp"], self.floor))
         return GateResult(
             dataset.name,
-            [ExpectationOutcome("lmp_above_floor", bad.num_rows == 0, column="lmp", unexpected_count=bad.num_rows)],
+            [
+                ExpectationOutcome(
+                    "lmp_above_floor", bad.num_rows == 0, column="lmp", unexpected_count=bad.num_rows
+                )
+            ],
             table.num_rows,
         )
 
@@ -72,7 +76,9 @@ def _curated(lake: Lake) -> pa.Table:
 
 
 def test_window_lands_in_staged_and_curated_and_is_reported(lake: Lake) -> None:
-    pipe = Pipeline(SyntheticISO(nodes=30, settings=lake.settings), lake=lake, name="rt", window_step=timedelta(hours=2))
+    pipe = Pipeline(
+        SyntheticISO(nodes=30, settings=lake.settings), lake=lake, name="rt", window_step=timedelta(hours=2)
+    )
     report = pipe.run(SIX_HOURS)
     assert [w.status for w in report.windows] == ["ok", "ok", "ok"]
     assert report.rows == 30 * 72 and report.ok
@@ -110,7 +116,9 @@ def test_failed_gate_publishes_nothing_and_keeps_the_batch_in_staged(lake: Lake)
 def test_gate_result_is_stored_beside_the_staged_data(lake: Lake) -> None:
     import json
 
-    pipe = Pipeline(SyntheticISO(nodes=5, settings=lake.settings), lake=lake, name="rt", gate=RejectNegativeLmp(-1e9))
+    pipe = Pipeline(
+        SyntheticISO(nodes=5, settings=lake.settings), lake=lake, name="rt", gate=RejectNegativeLmp(-1e9)
+    )
     pipe.run(SIX_HOURS)
     fs, base = lake.filesystem(f"{lake.storage_location('staged')}/_quality/rt_lmp")
     import pyarrow.fs as pafs
@@ -189,10 +197,14 @@ def test_crash_in_the_middle_of_a_backfill_resumes_without_gap_or_duplicate(tmp_
     script = tmp_path / "crash.py"
     script.write_text(textwrap.dedent(CRASHING_RUN))
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run([sys.executable, str(script), str(settings.home)], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(settings.home)], env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 17, proc.stderr
     lake = Lake(settings)
-    pipe = Pipeline(SyntheticISO(nodes=6, settings=settings), lake=lake, name="rt", window_step=timedelta(hours=1))
+    pipe = Pipeline(
+        SyntheticISO(nodes=6, settings=settings), lake=lake, name="rt", window_step=timedelta(hours=1)
+    )
     assert pipe.watermark == datetime(2026, 11, 26, 2, tzinfo=UTC)  # windows 1-2 committed before the crash
     report = pipe.backfill("2026-11-26T00:00", "2026-11-26T06:00")
     assert [w.status for w in report.windows] == ["skipped", "skipped", "ok", "ok", "ok", "ok"]

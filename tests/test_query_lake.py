@@ -18,7 +18,9 @@ DAY = Window.day("2026-11-26")
 
 @pytest.fixture
 def loaded(lake: Lake) -> Lake:
-    Pipeline(SyntheticISO(nodes=40, settings=lake.settings), lake=lake, name="rt", window_step=timedelta(days=1)).run(DAY)
+    Pipeline(
+        SyntheticISO(nodes=40, settings=lake.settings), lake=lake, name="rt", window_step=timedelta(days=1)
+    ).run(DAY)
     return lake
 
 
@@ -52,7 +54,7 @@ def test_new_commits_are_visible_to_the_next_query(loaded: Lake) -> None:
 
 
 def test_unknown_table_is_a_clear_error(loaded: Lake) -> None:
-    with LakeSQL(loaded) as sql, pytest.raises(ConfigError, match="hub_curated.nope does not exist"):
+    with LakeSQL(loaded) as sql, pytest.raises(ConfigError, match=r"hub_curated\.nope does not exist"):
         sql.sql("SELECT * FROM hub_curated.nope")
 
 

@@ -38,7 +38,10 @@ def test_conform_reorders_casts_and_fills_missing_nullable_columns() -> None:
         }
     )
     out = conform(batch, "eia_daily_fuel")
-    assert out.schema.names[: len(get_dataset("eia_daily_fuel").schema)] == get_dataset("eia_daily_fuel").schema.names
+    assert (
+        out.schema.names[: len(get_dataset("eia_daily_fuel").schema)]
+        == get_dataset("eia_daily_fuel").schema.names
+    )
     assert out.column("value").type == pa.float64()
     assert out.column("units").null_count == 2
 
@@ -50,14 +53,21 @@ def test_conform_rejects_missing_required_column_by_name() -> None:
 
 def test_conform_rejects_nulls_in_required_columns() -> None:
     batch = pa.table(
-        {"ts": pa.array([0], TS), "region": pa.array([None], pa.string()), "series": ["NG"], "timezone": ["x"]}
+        {
+            "ts": pa.array([0], TS),
+            "region": pa.array([None], pa.string()),
+            "series": ["NG"],
+            "timezone": ["x"],
+        }
     )
     with pytest.raises(SchemaError, match="'region' has 1 null"):
         conform(batch, "eia_daily_fuel")
 
 
 def test_conform_rejects_impossible_casts() -> None:
-    batch = pa.table({"ts": pa.array([0], TS), "region": ["CISO"], "series": ["NG"], "timezone": ["x"], "value": ["abc"]})
+    batch = pa.table(
+        {"ts": pa.array([0], TS), "region": ["CISO"], "series": ["NG"], "timezone": ["x"], "value": ["abc"]}
+    )
     with pytest.raises(SchemaError, match="column 'value'"):
         conform(batch, "eia_daily_fuel")
 

@@ -55,8 +55,16 @@ def test_spec_builds_a_pipeline_that_runs(settings) -> None:  # type: ignore[no-
         ({"schedule": "every 5 minutes"}, "schedule", "5-field cron"),
         ({"sinks": ["clickhouse"]}, "sinks", "must include 'iceberg'"),
         ({"source": {"type": "caiso-x"}}, "source", "unknown source 'caiso-x'"),
-        ({"source": {"type": "synthetic_iso", "params": {"nodez": 3}}}, "source", "no parameter(s) ['nodez']"),
-        ({"source": {"type": "synthetic_iso", "dataset": "eia_daily_fuel"}}, "source", "cannot produce dataset"),
+        (
+            {"source": {"type": "synthetic_iso", "params": {"nodez": 3}}},
+            "source",
+            "no parameter(s) ['nodez']",
+        ),
+        (
+            {"source": {"type": "synthetic_iso", "dataset": "eia_daily_fuel"}},
+            "source",
+            "cannot produce dataset",
+        ),
         ({"window": "-1h"}, "window", "not a duration"),
         ({"transforms": ["nowhere:fn"]}, "transforms", "cannot be imported"),
         ({"surprise": 1}, "surprise", "Extra inputs are not permitted"),
@@ -92,6 +100,8 @@ def test_quality_checks_are_validated_by_the_quality_model() -> None:
         load_spec(data)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30m", 1800), ("1h", 3600), ("24h", 86400), ("7d", 604800), ("PT10M", 600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30m", 1800), ("1h", 3600), ("24h", 86400), ("7d", 604800), ("PT10M", 600)]
+)
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -20,7 +22,7 @@ def test_split_yields_aligned_contiguous_windows_covering_the_whole() -> None:
     parts = list(w.split(timedelta(hours=1)))
     assert [p.start.hour for p in parts] == [1, 2, 3, 4]
     assert parts[0].start.minute == 30 and parts[0].end.hour == 2
-    assert all(a.end == b.start for a, b in zip(parts, parts[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(parts))
     assert parts[-1].end == w.end
 
 

@@ -32,4 +32,6 @@ def import_optional(module: str) -> ModuleType:
         top = module.split(".")[0]
         extra = _EXTRAS.get(top)
         hint = f"pip install 'hmco[{extra}]'" if extra else "pip install --force-reinstall hmco"
-        raise MissingDependency(f"{top} is needed for this feature but is not installed: {hint} ({exc})") from None
+        raise MissingDependency(
+            f"{top} is needed for this feature but is not installed: {hint} ({exc})"
+        ) from None

@@ -67,7 +67,9 @@ def cmd_tiers(args: argparse.Namespace) -> int:
         created = lake.create_tiers()
         print(f"created namespaces: {', '.join(created) or 'none (all existed)'}")
     for t in TIERS.values():
-        print(f"{t.name:8} {lake.bucket(t.name):20} {t.namespace:12} keep {t.retention.days:>5} d  {t.description}")
+        print(
+            f"{t.name:8} {lake.bucket(t.name):20} {t.namespace:12} keep {t.retention.days:>5} d  {t.description}"
+        )
     return 0
 
 

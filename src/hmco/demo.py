@@ -71,7 +71,9 @@ def run_demo(
     now = now or datetime.now(UTC)
     lake = Lake(settings)
     lake.create_tiers()
-    say(f"hmco demo — lake at {settings.home_dir} (profile {settings.profile}, catalog {settings.catalog.type})")
+    say(
+        f"hmco demo — lake at {settings.home_dir} (profile {settings.profile}, catalog {settings.catalog.type})"
+    )
 
     end = floor_time(now, timedelta(minutes=5))
     rt_window = Window(end - timedelta(days=1), end)

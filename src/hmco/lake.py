@@ -42,7 +42,9 @@ class Tier:
 TIERS: dict[str, Tier] = {
     "raw": Tier("raw", "hmco-raw", "hub_raw", timedelta(days=30), "source payloads, byte for byte"),
     "staged": Tier("staged", "hmco-staged", "hub_staged", timedelta(days=365), "parsed, not yet validated"),
-    "curated": Tier("curated", "hmco-curated", "hub_curated", timedelta(days=5 * 365), "validated, published"),
+    "curated": Tier(
+        "curated", "hmco-curated", "hub_curated", timedelta(days=5 * 365), "validated, published"
+    ),
     "ml": Tier("ml", "hmco-ml", "hub_ml", timedelta(days=365), "features and training sets"),
 }
 
@@ -204,7 +206,11 @@ class Lake:
 
     def table(self, dataset: Dataset | str, tier_name: str | None = None, *, create: bool = True) -> Table:
         """The Iceberg table of ``dataset`` in a tier (default: the dataset's own tier), created if missing."""
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
+        from pyiceberg.exceptions import (
+            NamespaceAlreadyExistsError,
+            NoSuchTableError,
+            TableAlreadyExistsError,
+        )
 
         ds = get_dataset(dataset)
         ident = self.identifier(ds, tier_name)
@@ -264,7 +270,10 @@ class Lake:
             ]
         )
         order = SortOrder(
-            *[SortField(source_id=schema.find_field(c).field_id, transform=IdentityTransform()) for c in ds.sort_by]
+            *[
+                SortField(source_id=schema.find_field(c).field_id, transform=IdentityTransform())
+                for c in ds.sort_by
+            ]
         )
         location = None
         tier_loc = self.tier_location(ident.split(".")[0].removeprefix("hub_"))
@@ -275,7 +284,9 @@ class Lake:
             ident, schema=schema, location=location, partition_spec=spec, sort_order=order, properties=props
         )
 
-    def watermark(self, dataset: Dataset | str, pipeline: str, tier_name: str | None = None) -> datetime | None:
+    def watermark(
+        self, dataset: Dataset | str, pipeline: str, tier_name: str | None = None
+    ) -> datetime | None:
         """The last window end a pipeline committed to a table (stored atomically with the data)."""
         from pyiceberg.exceptions import NoSuchTableError
 
@@ -286,14 +297,18 @@ class Lake:
         value = tbl.properties.get(WATERMARK_PREFIX + pipeline)
         return datetime.fromisoformat(value) if value else None
 
-    def drop_table(self, dataset: Dataset | str, tier_name: str | None = None, *, purge: bool = False) -> None:
+    def drop_table(
+        self, dataset: Dataset | str, tier_name: str | None = None, *, purge: bool = False
+    ) -> None:
         ident = self.identifier(dataset, tier_name)
         if purge:
             self.catalog.purge_table(ident)
         else:
             self.catalog.drop_table(ident)
 
-    def scan(self, dataset: Dataset | str, tier_name: str | None = None, row_filter: str | None = None) -> Any:
+    def scan(
+        self, dataset: Dataset | str, tier_name: str | None = None, row_filter: str | None = None
+    ) -> Any:
         """A pyiceberg scan of a table (``.to_arrow()``, ``.to_polars()``, ``.to_duckdb()``)."""
         tbl = self.table(dataset, tier_name, create=False)
         return tbl.scan(row_filter=row_filter) if row_filter else tbl.scan()

@@ -219,7 +219,9 @@ class Pipeline:
         """Load ``[start, end)`` window by window, resuming after the last committed window."""
         return self.run(Window.of(start, end), resume=resume)
 
-    def run_since_watermark(self, *, start: datetime | str | None = None, now: datetime | None = None) -> RunReport:
+    def run_since_watermark(
+        self, *, start: datetime | str | None = None, now: datetime | None = None
+    ) -> RunReport:
         """Catch up from the watermark (or ``start``) to the newest complete window the source serves."""
         latest = self.source.latest_window(now)
         begin = self.watermark or (as_utc(start) if start else latest.start)
@@ -294,9 +296,9 @@ class Pipeline:
 
     def _stage_gate_publish(self, table: pa.Table, window: Window, outcome: WindowOutcome) -> None:
         scope = self._scope(table)
-        common = {"dataset": self.dataset, "window": window, "batch_id": outcome.batch_id}
+        ds, bid = self.dataset, outcome.batch_id
         if self.staged is not None:
-            outcome.writes.append(self.staged.write(table, scope=scope, **common))
+            outcome.writes.append(self.staged.write(table, dataset=ds, window=window, batch_id=bid, scope=scope))
         if self.gate is not None:
             result = self.gate.check(table, self.dataset, window)
             self._store_gate_result(result, window, outcome.batch_id)
@@ -311,9 +313,11 @@ class Pipeline:
                     failed=names,
                     result=result,
                 )
-        outcome.writes.append(self.curated.write(table, watermark=window.end, scope=scope, **common))
+        outcome.writes.append(
+            self.curated.write(table, dataset=ds, window=window, batch_id=bid, watermark=window.end, scope=scope)
+        )
         for sink in self.sinks:
-            outcome.writes.append(sink.write(table, watermark=window.end, **common))
+            outcome.writes.append(sink.write(table, dataset=ds, window=window, batch_id=bid, watermark=window.end))
 
     def _advance_empty(self, window: Window, outcome: WindowOutcome) -> None:
         """An empty window deletes nothing (a source outage must not erase data); it only moves the watermark."""
@@ -355,7 +359,9 @@ class Pipeline:
         first = failed[0]
         if first.failed_expectations:
             exc: HmcoError = QualityGateFailed(
-                first.error or "quality gate failed", failed=first.failed_expectations, result=first.gate_result
+                first.error or "quality gate failed",
+                failed=first.failed_expectations,
+                result=first.gate_result,
             )
         else:
             exc = PipelineError(f"{self.name}: window {first.window} failed: {first.error}", report=report)

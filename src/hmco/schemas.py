@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from hmco.errors import SchemaError
 
-__all__ = ["DATASETS", "Dataset", "PartitionField", "TS", "conform", "get_dataset", "register_dataset"]
+__all__ = ["DATASETS", "TS", "Dataset", "PartitionField", "conform", "get_dataset", "register_dataset"]
 
 TS = pa.timestamp("us", tz="UTC")
 Transform = Literal["identity", "hour", "day", "month", "year"]
@@ -34,7 +34,9 @@ class PartitionField:
 
     @property
     def field_name(self) -> str:
-        return self.name or (self.source if self.transform == "identity" else f"{self.source}_{self.transform}")
+        return self.name or (
+            self.source if self.transform == "identity" else f"{self.source}_{self.transform}"
+        )
 
 
 @dataclass(frozen=True)
@@ -366,7 +368,9 @@ def get_dataset(name: str | Dataset) -> Dataset:
         raise SchemaError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
 
 
-def conform(table: pa.Table, dataset: Dataset | str, *, extra: Literal["drop", "keep", "error"] = "keep") -> pa.Table:
+def conform(
+    table: pa.Table, dataset: Dataset | str, *, extra: Literal["drop", "keep", "error"] = "keep"
+) -> pa.Table:
     """Cast ``table`` to the dataset's canonical schema, by column name.
 
     Missing nullable columns are added as nulls; missing required columns, nulls in required columns
@@ -379,7 +383,9 @@ def conform(table: pa.Table, dataset: Dataset | str, *, extra: Literal["drop", "
     for f in ds.schema:
         if f.name not in table.column_names:
             if not f.nullable:
-                raise SchemaError(f"{ds.name}: required column {f.name!r} is missing", columns=table.column_names)
+                raise SchemaError(
+                    f"{ds.name}: required column {f.name!r} is missing", columns=table.column_names
+                )
             columns.append(pa.nulls(table.num_rows, f.type))
         else:
             col = table.column(f.name)

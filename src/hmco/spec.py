@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hmco.errors import ConfigError, SpecError
 
@@ -63,6 +71,7 @@ def _positive_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_positive_duration)]
+SinkName = Literal["iceberg", "clickhouse"]
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$|^[A-Za-z]{3}$")
 
 
@@ -85,7 +94,9 @@ class SourceSpec(BaseModel):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         if self.dataset is not None and self.dataset not in cls.datasets:
-            raise ValueError(f"source {self.type!r} cannot produce dataset {self.dataset!r}; it produces {list(cls.datasets)}")
+            raise ValueError(
+                f"source {self.type!r} cannot produce dataset {self.dataset!r}; it produces {list(cls.datasets)}"
+            )
         accepted = inspect.signature(cls.__init__).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
         reserved = {"self", "dataset", "settings"}
@@ -113,9 +124,11 @@ class PipelineSpec(BaseModel):
     start: date | datetime | None = Field(None, description="first day of history to backfill")
     publish_tier: Literal["curated", "ml"] = "curated"
     stage: bool = Field(True, description="write to staged and gate before publishing")
-    sinks: list[Literal["iceberg", "clickhouse"]] = Field(default_factory=lambda: ["iceberg"])
+    sinks: list[SinkName] = Field(default_factory=lambda: list[SinkName](["iceberg"]))
     checks: dict[str, Any] | None = Field(None, description="quality overrides (see hmco.quality)")
-    transforms: list[str] = Field(default_factory=list, description="'module:function' transforms after parsing")
+    transforms: list[str] = Field(
+        default_factory=list, description="'module:function' transforms after parsing"
+    )
 
     @field_validator("schedule")
     @classmethod

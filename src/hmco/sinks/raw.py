@@ -67,7 +67,9 @@ class RawArchive:
             with self.fs.open_output_stream(meta_path) as out:
                 out.write(json.dumps(payload.describe(), sort_keys=True).encode())
         except (OSError, pa.ArrowException) as exc:
-            raise SinkError(f"cannot archive {payload.source} payload to the raw tier: {exc}", key=key) from None
+            raise SinkError(
+                f"cannot archive {payload.source} payload to the raw tier: {exc}", key=key
+            ) from None
         return ArchivedPayload(key, payload.sha256, payload.size, stored=True)
 
     def get(self, key: str) -> RawPayload:

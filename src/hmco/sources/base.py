@@ -123,15 +123,18 @@ class Source(ABC):
 
     name: ClassVar[str]
     datasets: ClassVar[tuple[str, ...]]
-    window_step: ClassVar[timedelta] = timedelta(days=1)
+    #: how a backfill is chunked; a class default that an instance may override (per dataset or market).
+    window_step: timedelta = timedelta(days=1)
     #: how far behind "now" the newest complete data usually is (used by "since last watermark").
-    publication_lag: ClassVar[timedelta] = timedelta(0)
+    publication_lag: timedelta = timedelta(0)
 
     def __init__(self, dataset: str | None = None, *, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.load()
         name = dataset or self.datasets[0]
         if name not in self.datasets:
-            raise ConfigError(f"source {self.name} cannot produce dataset {name!r}; it produces {self.datasets}")
+            raise ConfigError(
+                f"source {self.name} cannot produce dataset {name!r}; it produces {self.datasets}"
+            )
         self._dataset = get_dataset(name)
 
     @property

@@ -16,6 +16,7 @@ trade date has 276 five-minute intervals, the fall-back one 300 (``OPR_HR`` 25).
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import re
@@ -29,6 +30,7 @@ from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 import httpx
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -145,11 +147,15 @@ OASIS_ERRORS: dict[int, OasisError] = {
     ),
     1002: OasisError("rejected", "send startdatetime/enddatetime as yyyymmddTHH:MM-0000 (GMT)"),
     1003: OasisError("transient", "the query timed out at CAISO; retry later or ask for fewer nodes"),
-    1004: OasisError("rejected", "the window is longer than 31 days; split it into windows of at most 31 days"),
+    1004: OasisError(
+        "rejected", "the window is longer than 31 days; split it into windows of at most 31 days"
+    ),
     1005: OasisError("rejected", "unknown report name; use a published OASIS queryname"),
     1006: OasisError("transient", "CAISO failed transforming the report; retry later"),
     1007: OasisError("transient", "the report file is not available at CAISO yet; retry later"),
-    1008: OasisError("transient", "CAISO ran out of memory; retry later or ask for fewer nodes/a shorter window"),
+    1008: OasisError(
+        "transient", "CAISO ran out of memory; retry later or ask for fewer nodes/a shorter window"
+    ),
     1009: OasisError("transient", "CAISO failed reading its report files; retry later"),
     1010: OasisError("transient", "CAISO system error; retry later"),
     1011: OasisError("rejected", "empty query: send queryname, startdatetime, enddatetime and version"),
@@ -229,7 +235,9 @@ def _raise_for_oasis_error(code: int, desc: str, *, require_data: bool, ctx: Map
     """Raise the typed error of an OASIS ``ERR_CODE`` (returns for 1000 when data is optional)."""
     known = OASIS_ERRORS.get(code)
     if known is None:
-        raise SourceError(f"CAISO OASIS error {code} ({desc}): not a code hmco knows; see the OASIS spec", **ctx)
+        raise SourceError(
+            f"CAISO OASIS error {code} ({desc}): not a code hmco knows; see the OASIS spec", **ctx
+        )
     msg = f"CAISO OASIS error {code} ({desc}): {known.fix}"
     if known.kind == "no_data":
         if require_data:
@@ -242,26 +250,31 @@ def _raise_for_oasis_error(code: int, desc: str, *, require_data: bool, ctx: Map
 
 # -------------------------------------------------------------------------------------------- parse
 
+_DICT = pa.dictionary(pa.int32(), pa.string())
+
 
 def _normalize(name: str) -> str:
-    return name.strip().strip('"').strip().upper()
+    return name.strip().upper()
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, report: OasisReport, ctx: Mapping[str, Any]) -> pa.Table:
-    """Read the five columns the pivot needs from one CSV member, by header name (any order/case)."""
+    """Read the five columns the pivot needs from one CSV member, by header name (any order/case).
+
+    Strings are read dictionary-encoded: a day of 5-minute data has 288 distinct timestamps and a few
+    thousand nodes, so times are parsed once per distinct value and the pivot works on small integers.
+    """
     with zf.open(name) as fh:
         header = fh.readline().decode("utf-8-sig", "replace")
-    actual = {_normalize(c): c for c in header.rstrip("\r\n").split(",")}
+    actual = {_normalize(c): c for c in next(csv.reader([header.rstrip("\r\n")]), [])}
     node_col = next((c for c in NODE_COLUMNS if c in actual), None)
     wanted = [START_COLUMN, END_COLUMN, TYPE_COLUMN, report.value_column]
     missing = [c for c in wanted if c not in actual] + ([] if node_col else [NODE_COLUMNS[0]])
-    if missing:
+    if missing or node_col is None:
         raise SchemaDriftError(
             f"CAISO {report.queryname} v{report.version} member {name!r} lacks column(s) {missing}; "
             f"it has {sorted(actual)}. The report layout changed: check the pinned version",
             **ctx,
         )
-    assert node_col is not None
     renames = {
         actual[START_COLUMN]: "ts",
         actual[END_COLUMN]: "interval_end",
@@ -269,30 +282,19 @@ def _read_member(zf: zipfile.ZipFile, name: str, report: OasisReport, ctx: Mappi
         actual[TYPE_COLUMN]: "lmp_type",
         actual[report.value_column]: "value",
     }
+    types = {src: (pa.float64() if dst == "value" else _DICT) for src, dst in renames.items()}
     convert = pcsv.ConvertOptions(
-        include_columns=list(renames),
-        column_types={
-            actual[START_COLUMN]: pa.timestamp("s", tz="UTC"),
-            actual[END_COLUMN]: pa.timestamp("s", tz="UTC"),
-            actual[node_col]: pa.string(),
-            actual[TYPE_COLUMN]: pa.string(),
-            actual[report.value_column]: pa.float64(),
-        },
-        strings_can_be_null=False,
+        include_columns=list(renames), column_types=types, strings_can_be_null=False
     )
     with zf.open(name) as fh:
         table = pcsv.read_csv(fh, read_options=pcsv.ReadOptions(block_size=8 << 20), convert_options=convert)
-    return table.rename_columns([renames[c] for c in table.column_names])
+    table = table.rename_columns([renames[c] for c in table.column_names])
+    return table.select(["ts", "interval_end", "node", "lmp_type", "value"])
 
 
-def _node_types(nodes: pa.ChunkedArray) -> pa.ChunkedArray:
-    """node_type from CAISO naming: ``TH_*`` Hub, ``DLAP_*`` DLAP, ``*-APND`` APNode, else Node.
-
-    Computed once per distinct node (dictionary values), then expanded by index.
-    """
-    encoded = pc.dictionary_encode(nodes).combine_chunks()
-    names = encoded.dictionary
-    kinds = pc.if_else(
+def _node_types(names: pa.Array) -> pa.Array:
+    """node_type from CAISO naming: ``TH_*`` Hub, ``DLAP_*`` DLAP, ``*-APND`` APNode, else Node."""
+    return pc.if_else(
         pc.starts_with(names, "TH_"),
         "Hub",
         pc.if_else(
@@ -301,30 +303,72 @@ def _node_types(nodes: pa.ChunkedArray) -> pa.ChunkedArray:
             pc.if_else(pc.ends_with(names, "-APND"), "APNode", "Node"),
         ),
     )
-    return pa.chunked_array([pc.take(kinds, encoded.indices)])
+
+
+def _dense_rank(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(0-based rank of each value, the distinct values in ascending order); equal values share a rank."""
+    rank = pc.rank(values, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64) - 1
+    distinct = np.zeros(int(rank.max()) + 1 if len(rank) else 0, dtype=np.int64)
+    distinct[rank] = np.arange(len(rank))  # any representative of each rank
+    return rank, values.take(pa.array(distinct))
 
 
 def _pivot(long: pa.Table, ctx: Mapping[str, Any]) -> pa.Table:
-    """One row per (interval, node) with lmp/energy/congestion/loss/ghg, from one row per component."""
-    opts = pc.PivotWiderOptions(key_names=list(COMPONENTS), unexpected_key_behavior="ignore")
+    """One row per (node, interval), sorted by node then time, from one row per ``LMP_TYPE``.
+
+    Vectorized, without hashing: node and time dictionaries are ranked (sorted once per distinct
+    value), each row gets the slot ``node_rank * n_times + time_rank``, and every component is
+    scattered into its slot. Sparse slot ranges are compacted with ``np.unique`` first.
+    """
+    long = long.unify_dictionaries().combine_chunks()
+    start, end, node, kind = (long.column(c).chunk(0) for c in ("ts", "interval_end", "node", "lmp_type"))
     try:
-        wide = long.group_by(["ts", "node"]).aggregate(
-            [("interval_end", "max"), (["lmp_type", "value"], "pivot_wider", opts)]
-        )
-    except pa.ArrowInvalid as exc:
-        raise PayloadError(
-            f"CAISO payload repeats a (interval, node, LMP_TYPE) with different rows: {exc}", **ctx
-        ) from None
-    parts = wide.column("lmp_type_value_pivot_wider").combine_chunks()
-    assert isinstance(parts, pa.StructArray)
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {
-        "ts": wide.column("ts"),
-        "interval_end": wide.column("interval_end_max"),
-        "node": wide.column("node"),
-    }
-    for lmp_type, name in COMPONENTS.items():
-        columns[name] = parts.field(lmp_type)
-    return pa.table(columns)
+        start_times = start.dictionary.cast(TS)
+        end_times = end.dictionary.cast(TS)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise PayloadError(f"CAISO interval times are not ISO-8601 with an offset: {exc}", **ctx) from None
+    time_rank, times = _dense_rank(start_times)
+    node_rank, nodes = _dense_rank(node.dictionary)
+    keys = node_rank[node.indices.to_numpy()] * len(times) + time_rank[start.indices.to_numpy()]
+    code = pc.index_in(kind.dictionary, value_set=pa.array(list(COMPONENTS))).to_numpy(zero_copy_only=False)
+    row_code = code[kind.indices.to_numpy()]  # NaN for LMP_TYPEs hmco does not know (ignored)
+    known = ~np.isnan(row_code)
+    if len(times) * len(nodes) <= 4 * len(keys) + 1024:
+        slots, slot_keys = keys, None
+    else:
+        slot_keys, slots = np.unique(keys, return_inverse=True)
+    size = len(slot_keys) if slot_keys is not None else len(times) * len(nodes)
+    present = np.zeros(size, dtype=bool)
+    present[slots[known]] = True
+    filled = np.flatnonzero(present)
+    value_column = long.column("value").chunk(0)
+    values = value_column.to_numpy(zero_copy_only=False)
+    valid = ~np.asarray(value_column.is_null())
+    columns: dict[str, pa.Array] = {}
+    for position, name in enumerate(COMPONENTS.values()):
+        rows = row_code == position
+        target = np.full(size, np.nan)
+        target[slots[rows]] = values[rows]
+        if not np.array_equal(target[slots[rows]], values[rows], equal_nan=True):
+            raise PayloadError(
+                f"CAISO payload repeats a (node, interval) with different {name} values", **ctx
+            )
+        has = np.zeros(size, dtype=bool)
+        has[slots[rows]] = valid[rows]
+        columns[name] = pa.array(target[filled], mask=~has[filled])
+    end_slot = np.zeros(size, dtype=np.int64)
+    end_slot[slots[known]] = end.indices.to_numpy()[known]
+    filled_keys = filled if slot_keys is None else slot_keys[filled]
+    node_index = pa.array(filled_keys // len(times))
+    return pa.table(
+        {
+            "ts": times.take(pa.array(filled_keys % len(times))),
+            "interval_end": end_times.take(pa.array(end_slot[filled])),
+            "node": nodes.take(node_index),
+            "node_type": _node_types(nodes).take(node_index),
+            **columns,
+        }
+    )
 
 
 def parse_oasis_lmp(
@@ -338,7 +382,8 @@ def parse_oasis_lmp(
     """Parse an OASIS ``resultformat=6`` LMP zip into the canonical ``rt_lmp``/``da_lmp`` table.
 
     Every CSV member is read (by header name) and concatenated, the long rows are pivoted on
-    ``LMP_TYPE``, and rows outside ``window`` (if given) are dropped. Pure: bytes in, Arrow out.
+    ``LMP_TYPE``, rows outside ``window`` (if given) are dropped; output is sorted by node, then time.
+    Pure: bytes in, Arrow out.
 
     Raises:
         NoData / RequestRejected / SourceUnavailable / SourceError: the zip holds an OASIS error XML.
@@ -362,7 +407,9 @@ def parse_oasis_lmp(
                 raise PayloadError(f"CAISO zip holds no CSV member: {zf.namelist()}", **ctx)
             long = pa.concat_tables([_read_member(zf, name, report, ctx) for name in members])
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise PayloadError(f"CAISO zip is corrupt or truncated ({type(exc).__name__}: {exc})", **ctx) from None
+        raise PayloadError(
+            f"CAISO zip is corrupt or truncated ({type(exc).__name__}: {exc})", **ctx
+        ) from None
     except pa.ArrowInvalid as exc:
         raise PayloadError(f"CAISO CSV cannot be parsed: {exc}", **ctx) from None
     if long.num_rows == 0:
@@ -371,28 +418,25 @@ def parse_oasis_lmp(
         return dataset.schema.empty_table()
     wide = _pivot(long, ctx)
     if window is not None:
-        wide = wide.filter(
-            pc.and_(
-                pc.greater_equal(wide["ts"], pa.scalar(window.start, TS)),
-                pc.less(wide["ts"], pa.scalar(window.end, TS)),
-            )
+        inside = pc.and_(
+            pc.greater_equal(wide["ts"], pa.scalar(window.start, TS)),
+            pc.less(wide["ts"], pa.scalar(window.end, TS)),
         )
+        if not pc.all(inside).as_py():
+            wide = wide.filter(inside)
     missing_lmp = wide["lmp"].null_count
     if missing_lmp:
-        raise PayloadError(f"CAISO payload has {missing_lmp} node-interval(s) with components but no LMP row", **ctx)
+        raise PayloadError(f"CAISO payload has {missing_lmp} node-interval(s) without an LMP value", **ctx)
     n = wide.num_rows
     table = pa.table(
         {
-            "ts": wide["ts"].cast(TS),
-            "interval_end": wide["interval_end"].cast(TS),
+            "ts": wide["ts"],
+            "interval_end": wide["interval_end"],
             "iso": pa.repeat("CAISO", n),
             "market": pa.repeat(report.market, n),
-            "node": wide["node"],
-            "node_type": _node_types(wide["node"]) if n else pa.array([], pa.string()),
-            **{name: wide[name] for name in COMPONENTS.values()},
+            **{name: wide[name] for name in ("node", "node_type", *COMPONENTS.values())},
         }
     )
-    table = table.sort_by([("node", "ascending"), ("ts", "ascending")])
     return conform(table, dataset)
 
 
@@ -401,18 +445,22 @@ def parse_payload(payload: RawPayload, *, require_data: bool = False) -> pa.Tabl
     ctx = {"source": payload.source, "dataset": payload.dataset, "url": payload.url, "sha256": payload.sha256}
     if payload.status != 200:
         snippet = payload.body[:200].decode("utf-8", "replace").replace("\n", " ").strip()
-        raise RequestRejected(f"CAISO OASIS answered HTTP {payload.status}: {snippet or '<empty body>'}", **ctx)
+        raise RequestRejected(
+            f"CAISO OASIS answered HTTP {payload.status}: {snippet or '<empty body>'}", **ctx
+        )
     market = str(payload.meta.get("market", "DAH" if payload.dataset == "da_lmp" else "RT5"))
     if market not in REPORTS:
         raise PayloadError(f"payload meta names unknown CAISO market {market!r}", **ctx)
-    return parse_oasis_lmp(payload.body, market=market, window=payload.window, require_data=require_data, context=ctx)
+    return parse_oasis_lmp(
+        payload.body, market=market, window=payload.window, require_data=require_data, context=ctx
+    )
 
 
 # -------------------------------------------------------------------------------------------- fetch
 
 
 class _OasisHttpClient(HttpClient):
-    """HttpClient whose throttle retries wait the 5 s the CAISO 429 page asks for (it sends no Retry-After)."""
+    """HttpClient whose throttle retries wait the 5 s the CAISO 429 page asks for (no Retry-After sent)."""
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -434,16 +482,22 @@ class CAISO(Source):
         grp_type: ``ALL`` or ``ALL_APNODES`` instead of ``nodes``.
         require_data: raise :class:`NoData` on OASIS error 1000 instead of returning an empty table.
         min_interval: seconds between requests to the host, process-wide (OASIS asks for 5).
-        sleep, clock: injectable for tests; injecting either gives this client its own pacer.
+        sleep, clock: injectable for tests; injecting either gives this client its own pacer
+            (otherwise the process-wide pacer of the host is used).
+
+    In-zip errors: 1000 -> empty table (or :class:`NoData`); request errors (1001/1002/1004/1005/1011/
+    1014/1016/1017/1020) -> :class:`RequestRejected` with the fix; server-side errors (1003, 1006-1010,
+    1012/1013/1015) are retried by ``fetch`` like a 5xx (``max_attempts``, exponential ``backoff``)
+    and, if they persist, yielded and raised by ``parse`` as :class:`SourceUnavailable` (transient).
     """
 
     name: ClassVar[str] = "caiso"
     datasets: ClassVar[tuple[str, ...]] = ("rt_lmp", "da_lmp")
     #: backfills chunk by hour: one request per hour (per 10 nodes) keeps payloads small. For da_lmp
     #: prefer ``window: 1d`` in the spec (one request per trade day).
-    window_step: ClassVar[timedelta] = timedelta(hours=1)
+    window_step: timedelta = timedelta(hours=1)
     #: RTD prices are on OASIS a few minutes after the interval ends.
-    publication_lag: ClassVar[timedelta] = timedelta(minutes=5)
+    publication_lag: timedelta = timedelta(minutes=5)
 
     def __init__(
         self,
@@ -474,7 +528,7 @@ class CAISO(Source):
         self.market = market
         self.nodes, self.grp_type = _nodes_and_group(nodes, grp_type)
         self.require_data = require_data
-        self.max_attempts = max_attempts
+        self.max_attempts = max(1, max_attempts)
         self.backoff = backoff
         self._sleep = sleep
         interval = MIN_INTERVAL if min_interval is None else min_interval
@@ -501,9 +555,11 @@ class CAISO(Source):
                 chunks = list(_split_trade_dates(window))
             else:
                 chunks = list(window.split(self.report.group_window))
-            selections = [("grp_type", self.grp_type)]
-            return [(chunk, self._params(chunk, selections[0])) for chunk in chunks]
-        groups = [self.nodes[i : i + MAX_NODES_PER_REQUEST] for i in range(0, len(self.nodes), MAX_NODES_PER_REQUEST)]
+            return [(chunk, self._params(chunk, ("grp_type", self.grp_type))) for chunk in chunks]
+        groups = [
+            self.nodes[i : i + MAX_NODES_PER_REQUEST]
+            for i in range(0, len(self.nodes), MAX_NODES_PER_REQUEST)
+        ]
         return [
             (chunk, self._params(chunk, ("node", ",".join(group))))
             for chunk in window.split(MAX_REQUEST_WINDOW, align=False)
@@ -526,9 +582,8 @@ class CAISO(Source):
     def fetch(self, window: Window) -> Iterator[RawPayload]:
         """One payload per OASIS request; error zips are yielded too (``parse`` raises for them)."""
         for page, (chunk, params) in enumerate(self.requests_for(window)):
-            resp = self._get(params)
+            resp, error = self._get(params)
             url, sent_params, headers = self._http.describe_request(resp)
-            error = oasis_error_of(resp.content) if resp.status_code == 200 else None
             yield RawPayload(
                 source=self.name,
                 dataset=self.dataset.name,
@@ -550,19 +605,28 @@ class CAISO(Source):
                 },
             )
 
-    def _get(self, params: list[tuple[str, str]]) -> httpx.Response:
-        """GET ``SingleZip``, retrying in-zip transient errors with exponential backoff."""
+    def _get(self, params: list[tuple[str, str]]) -> tuple[httpx.Response, tuple[int, str] | None]:
+        """GET ``SingleZip`` -> (response, in-zip error); transient in-zip errors are retried with backoff.
+
+        They mean "CAISO failed, not your request" like a 5xx does, so they are retried the same way;
+        the last failing response is returned (and archived) if every attempt fails.
+        """
         for attempt in range(1, self.max_attempts + 1):
             resp = self._http.get("SingleZip", params)
             error = oasis_error_of(resp.content) if resp.status_code == 200 else None
-            if error is None or OASIS_ERRORS.get(error[0], OasisError("rejected", "")).kind != "transient":
-                return resp
-            if attempt == self.max_attempts:
-                break
+            known = OASIS_ERRORS.get(error[0]) if error else None
+            if error is None or known is None or known.kind != "transient" or attempt == self.max_attempts:
+                return resp, error
             wait = min(self.backoff * 2 ** (attempt - 1), 60.0)
-            log.warning("CAISO OASIS error %s (%s); retrying in %.1fs (%d/%d)", *error, wait, attempt, self.max_attempts)
+            log.warning(
+                "CAISO OASIS error %s (%s); retrying in %.1fs (%d/%d)",
+                *error,
+                wait,
+                attempt,
+                self.max_attempts,
+            )
             self._sleep(wait)
-        return resp
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def parse(self, payload: RawPayload) -> pa.Table:
         return parse_payload(payload, require_data=self.require_data)
@@ -579,6 +643,13 @@ class CAISO(Source):
             return trade_date_window(day)
         end = floor_time(now - self.publication_lag, self.report.interval)
         return Window(end - self.report.poll_lookback, end)
+
+    def scope(self) -> dict[str, list[str]]:
+        """Re-running a window replaces only CAISO rows of this market (and of these nodes, if named)."""
+        scope = {"iso": ["CAISO"], "market": [self.market]}
+        if not self.grp_type:
+            scope["node"] = list(self.nodes)
+        return scope
 
     def close(self) -> None:
         self._http.close()

@@ -506,8 +506,8 @@ class Census(Source):
 
     name = "census"
     datasets = (TIMESERIES, ACS)
-    window_step: ClassVar[timedelta] = timedelta(days=31)
-    publication_lag: ClassVar[timedelta] = timedelta(days=15)
+    window_step: timedelta = timedelta(days=31)
+    publication_lag: timedelta = timedelta(days=15)
 
     def __init__(
         self,
@@ -534,8 +534,8 @@ class Census(Source):
         self.acs = self.dataset.name == ACS
         if self.acs:
             # ACS 5-year vintage Y is released in December of Y+1
-            self.window_step = timedelta(days=366)  # type: ignore[misc]
-            self.publication_lag = timedelta(days=345)  # type: ignore[misc]
+            self.window_step = timedelta(days=366)
+            self.publication_lag = timedelta(days=345)
         default_vars: list[str] = [] if self.acs else list(EITS_VARIABLES)
         self.variables = [v for v in (_as_list(variables) or default_vars) if v != "NAME"]
         if self.acs and not self.variables:

@@ -536,9 +536,9 @@ class EIA(Source):
 
     name: ClassVar[str] = "eia"
     datasets: ClassVar[tuple[str, ...]] = tuple(ROUTES)
-    window_step: ClassVar[timedelta] = timedelta(days=1)
+    window_step: timedelta = timedelta(days=1)
     #: EIA-930 days close at local midnight (up to UTC-10) and are posted hours later.
-    publication_lag: ClassVar[timedelta] = timedelta(hours=12)
+    publication_lag: timedelta = timedelta(hours=12)
 
     def __init__(
         self,

@@ -222,9 +222,9 @@ class FRED(Source):
 
     name: ClassVar[str] = "fred"
     datasets: ClassVar[tuple[str, ...]] = ("fred_observations",)
-    window_step: ClassVar[timedelta] = timedelta(days=1)
+    window_step: timedelta = timedelta(days=1)
     #: daily series (oil, gas, rates) appear a business day or so after the observation date.
-    publication_lag: ClassVar[timedelta] = timedelta(days=1)
+    publication_lag: timedelta = timedelta(days=1)
 
     def __init__(
         self,

@@ -105,6 +105,8 @@ class HttpClient:
         timeout: per-request timeout (seconds or an ``httpx.Timeout``).
         headers: sent with every request (secret values are redacted in anything recorded).
         rate_limit_detector: optional ``(response) -> bool`` for throttles that are not HTTP 429.
+        throttle_wait: seconds to wait after a throttle that names no ``Retry-After``.
+        pacer: a private pacer (tests inject one with a fake clock) instead of the process-wide one.
     """
 
     def __init__(
@@ -119,12 +121,15 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         user_agent: str = "hmco",
         rate_limit_detector: Callable[[httpx.Response], bool] | None = None,
+        throttle_wait: float | None = None,
+        pacer: HostPacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         verify: bool | str = True,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.host = urlsplit(self.base_url).netloc
-        self.pacer = pacer_for(self.host, min_interval)
+        self.pacer = pacer or pacer_for(self.host, min_interval)
+        self.throttle_wait = throttle_wait
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -198,6 +203,8 @@ class HttpClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             return min(exc.retry_after, self.max_backoff * 5)
+        if isinstance(exc, RateLimited) and self.throttle_wait is not None:
+            return self.throttle_wait  # a throttle page without Retry-After (CAISO: "retry after 5 seconds")
         return wait_exponential_jitter(initial=self.backoff, max=self.max_backoff, jitter=self.backoff)(state)
 
     def _log_retry(self, state: RetryCallState) -> None:
@@ -218,7 +225,9 @@ class HttpClient:
         return (
             redact_url(str(req.url)),
             redact_mapping(list(req.url.params.multi_items())),
-            redact_mapping({k: v for k, v in req.headers.items() if k.lower() not in ("accept-encoding", "connection")}),
+            redact_mapping(
+                {k: v for k, v in req.headers.items() if k.lower() not in ("accept-encoding", "connection")}
+            ),
         )
 
     def close(self) -> None:

@@ -282,9 +282,9 @@ class MISO(Source):
     name: ClassVar[str] = "miso"
     datasets: ClassVar[tuple[str, ...]] = ("rt_lmp",)
     #: a backfill window is a day: one request per market day touched (Rolling/Previous are whole days).
-    window_step: ClassVar[timedelta] = timedelta(days=1)
+    window_step: timedelta = timedelta(days=1)
     #: an interval's ex-post prices are usually posted within a few minutes of its end.
-    publication_lag: ClassVar[timedelta] = timedelta(minutes=5)
+    publication_lag: timedelta = timedelta(minutes=5)
 
     def __init__(
         self,

@@ -530,8 +530,8 @@ class NOAA(Source):
         self.daily = self.dataset.name == GHCND
         if self.daily:
             # one window per station day; GHCN-D arrives about a day late
-            self.window_step = timedelta(days=1)  # type: ignore[misc]
-            self.publication_lag = timedelta(days=2)  # type: ignore[misc]
+            self.window_step = timedelta(days=1)
+            self.publication_lag = timedelta(days=2)
         self.stations = _as_list(stations)
         if self.daily:
             self.stations = [s if ":" in s else f"GHCND:{s}" for s in self.stations]

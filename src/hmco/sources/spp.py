@@ -271,9 +271,9 @@ class SPP(Source):
     name: ClassVar[str] = "spp"
     datasets: ClassVar[tuple[str, ...]] = ("rt_lmp",)
     #: a backfill commits a day at a time (288 interval files, or one daily file).
-    window_step: ClassVar[timedelta] = timedelta(days=1)
+    window_step: timedelta = timedelta(days=1)
     #: an interval file usually appears a couple of minutes after the interval ends.
-    publication_lag: ClassVar[timedelta] = timedelta(minutes=3)
+    publication_lag: timedelta = timedelta(minutes=3)
 
     def __init__(
         self,

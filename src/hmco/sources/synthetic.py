@@ -56,7 +56,11 @@ def synthetic_lmp(
 
     hours = ((intervals / 3.6e9) + utc_offset_hours) % 24.0
     day = idx / 288.0
-    shape = 0.75 + 0.25 * np.sin((hours - 10.0) / 24.0 * 2 * np.pi) + 0.18 * np.exp(-(((hours - 19.0) / 1.6) ** 2))
+    shape = (
+        0.75
+        + 0.25 * np.sin((hours - 10.0) / 24.0 * 2 * np.pi)
+        + 0.18 * np.exp(-(((hours - 19.0) / 1.6) ** 2))
+    )
     drift = 0.12 * np.sin(day / 3.1 * 2 * np.pi) + 0.07 * np.sin(day / 0.77 * 2 * np.pi + 1.3)
     noise = (_hash_unit(idx, seed) - 0.5) * 0.12
     solar_dip = -0.55 * np.exp(-(((hours - 12.5) / 1.8) ** 2)) * (_hash_unit(idx // 288, seed + 1) > 0.55)
@@ -73,7 +77,9 @@ def synthetic_lmp(
     energy = np.repeat(system, n).reshape(k, n)
     congestion = congestion_level[:, None] * congestion_beta[None, :]
     loss = energy * loss_factor[None, :]
-    jitter = (_hash_unit((idx[:, None] * 1_000_003 + node_ids[None, :]).ravel(), seed + 7).reshape(k, n) - 0.5) * 0.4
+    jitter = (
+        _hash_unit((idx[:, None] * 1_000_003 + node_ids[None, :]).ravel(), seed + 7).reshape(k, n) - 0.5
+    ) * 0.4
     lmp = energy + congestion + loss + jitter
 
     names = pa.array([f"{iso}_{'HUB' if i < 5 else 'NODE'}_{i:05d}" for i in range(n)], pa.string())
@@ -84,10 +90,12 @@ def synthetic_lmp(
         {
             "ts": pa.array(ts, TS),
             "interval_end": pa.array(ts + _STEP, TS),
-            "iso": pa.DictionaryArray.from_arrays(pa.array(np.zeros(k * n, np.int8)), pa.array([iso])).cast(pa.string()),
-            "market": pa.DictionaryArray.from_arrays(pa.array(np.zeros(k * n, np.int8)), pa.array(["RT5"])).cast(
+            "iso": pa.DictionaryArray.from_arrays(pa.array(np.zeros(k * n, np.int8)), pa.array([iso])).cast(
                 pa.string()
             ),
+            "market": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(k * n, np.int8)), pa.array(["RT5"])
+            ).cast(pa.string()),
             "node": pa.DictionaryArray.from_arrays(node_idx, names).cast(pa.string()),
             "node_type": pa.DictionaryArray.from_arrays(node_idx, types).cast(pa.string()),
             "lmp": np.round(lmp.ravel(), 5),
@@ -111,7 +119,7 @@ class SyntheticISO(Source):
 
     name: ClassVar[str] = "synthetic_iso"
     datasets: ClassVar[tuple[str, ...]] = ("rt_lmp",)
-    window_step: ClassVar[timedelta] = timedelta(hours=6)
+    window_step: timedelta = timedelta(hours=6)
 
     def __init__(
         self,
@@ -136,7 +144,9 @@ class SyntheticISO(Source):
         for page, part in enumerate(window.split(self.chunk)):
             table = synthetic_lmp(part, self.nodes, seed=self.seed, iso=self.iso)
             sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
+            with pa.ipc.new_stream(
+                sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")
+            ) as w:
                 w.write_table(table)
             yield RawPayload(
                 source=self.name,
@@ -182,7 +192,9 @@ def eia_daily_fuel_json(window: Window, *, seed: int = 11, api_key_echo: str = "
     fuels = list(_FUELS.items())
     keys = np.arange(len(days) * len(regions) * len(fuels), dtype=np.int64)
     day_no = np.array([d.toordinal() for d in days], dtype=np.int64)
-    noise = _hash_unit(np.repeat(day_no, len(regions) * len(fuels)) * 131 + keys % (len(regions) * len(fuels)), seed)
+    noise = _hash_unit(
+        np.repeat(day_no, len(regions) * len(fuels)) * 131 + keys % (len(regions) * len(fuels)), seed
+    )
     i = 0
     for d in days:
         for code, (rname, tz, scale) in regions:
@@ -232,9 +244,11 @@ class SyntheticEIADailyFuel(Source):
 
     name: ClassVar[str] = "synthetic_eia_daily_fuel"
     datasets: ClassVar[tuple[str, ...]] = ("eia_daily_fuel",)
-    window_step: ClassVar[timedelta] = timedelta(days=7)
+    window_step: timedelta = timedelta(days=7)
 
-    def __init__(self, dataset: str | None = None, *, settings: Settings | None = None, seed: int = 11) -> None:
+    def __init__(
+        self, dataset: str | None = None, *, settings: Settings | None = None, seed: int = 11
+    ) -> None:
         super().__init__(dataset, settings=settings)
         self.seed = int(seed)
 

@@ -17,7 +17,9 @@ def dedupe_latest(table: pa.Table, keys: Sequence[str]) -> pa.Table:
     """Keep the last row of each key (a later revision in the same batch wins), preserving order."""
     if table.num_rows < 2 or not keys:
         return table
-    indexed = table.select(list(keys)).append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    indexed = table.select(list(keys)).append_column(
+        "__row", pa.array(np.arange(table.num_rows, dtype=np.int64))
+    )
     last = indexed.group_by(list(keys), use_threads=False).aggregate([("__row", "max")]).column("__row_max")
     if len(last) == table.num_rows:
         return table

@@ -18,14 +18,42 @@ from zoneinfo import ZoneInfo
 HERE = Path(__file__).resolve().parent
 PACIFIC = ZoneInfo("America/Los_Angeles")
 
-INTVL_HEADER = (
-    "INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,OPR_DT,OPR_HR,NODE_ID_XML,NODE_ID,NODE,MARKET_RUN_ID,"
-    "LMP_TYPE,XML_DATA_ITEM,PNODE_RESMRID,GRP_TYPE,POS,VALUE,OPR_INTERVAL,GROUP"
-).split(",")
-DAM_HEADER = (
-    "INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,OPR_DT,OPR_HR,OPR_INTERVAL,NODE_ID_XML,NODE_ID,NODE,"
-    "MARKET_RUN_ID,LMP_TYPE,XML_DATA_ITEM,PNODE_RESMRID,GRP_TYPE,POS,MW,GROUP"
-).split(",")
+INTVL_HEADER = [
+    "INTERVALSTARTTIME_GMT",
+    "INTERVALENDTIME_GMT",
+    "OPR_DT",
+    "OPR_HR",
+    "NODE_ID_XML",
+    "NODE_ID",
+    "NODE",
+    "MARKET_RUN_ID",
+    "LMP_TYPE",
+    "XML_DATA_ITEM",
+    "PNODE_RESMRID",
+    "GRP_TYPE",
+    "POS",
+    "VALUE",
+    "OPR_INTERVAL",
+    "GROUP",
+]
+DAM_HEADER = [
+    "INTERVALSTARTTIME_GMT",
+    "INTERVALENDTIME_GMT",
+    "OPR_DT",
+    "OPR_HR",
+    "OPR_INTERVAL",
+    "NODE_ID_XML",
+    "NODE_ID",
+    "NODE",
+    "MARKET_RUN_ID",
+    "LMP_TYPE",
+    "XML_DATA_ITEM",
+    "PNODE_RESMRID",
+    "GRP_TYPE",
+    "POS",
+    "MW",
+    "GROUP",
+]
 # Row order within one (interval, node), as in the reference sample: MCC, MCE, ..., LMP.
 TYPES = (("MCC", "LMP_CONG_PRC"), ("MCE", "LMP_ENE_PRC"), ("MCL", "LMP_LOSS_PRC"), ("MGHG", "LMP_GHG_PRC"),
          ("LMP", "LMP_PRC"))  # fmt: skip
@@ -109,6 +137,12 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+DISCLAIMER = (
+    "The contents of these pages are subject to change without notice. Decisions based on information "
+    "contained within the California ISO's web site are the visitor's sole responsibility."
+)
+
+
 def error_xml(code: int, desc: str, stamp: str = "2026-09-14T17:10:55.764Z") -> bytes:
     """An OASISReport error document, laid out like the verbatim 1000 capture in the reference."""
     return f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -122,8 +156,7 @@ def error_xml(code: int, desc: str, stamp: str = "2026-09-14T17:10:55.764Z") -> 
 <m:RTO>
 <m:name>CAISO</m:name>
 <m:DISCLAIMER_ITEM>
-<m:DISCLAIMER>The contents of these pages are subject to change without notice. Decisions based on \
-information contained within the California ISO's web site are the visitor's sole responsibility.</m:DISCLAIMER>
+<m:DISCLAIMER>{DISCLAIMER}</m:DISCLAIMER>
 </m:DISCLAIMER_ITEM>
 <m:ERROR>
 <m:ERR_CODE>{code}</m:ERR_CODE>
@@ -136,7 +169,9 @@ information contained within the California ISO's web site are the visitor's sol
 """.encode()
 
 
-def five_minute_starts(start: datetime, end: datetime, step: timedelta = timedelta(minutes=5)) -> list[datetime]:
+def five_minute_starts(
+    start: datetime, end: datetime, step: timedelta = timedelta(minutes=5)
+) -> list[datetime]:
     out, cursor = [], start
     while cursor < end:
         out.append(cursor)
@@ -165,27 +200,40 @@ def build() -> dict[str, bytes]:
         "rt_reordered.zip": zip_bytes({rt_name: to_csv(rt, reordered)}),
         "rt_multi_member.zip": zip_bytes(
             {
-                "20250718_20250718_PRC_INTVL_LMP_RTM_20250718_08_05_12_v3_1.csv": to_csv(rt[:half], INTVL_HEADER),
-                "20250718_20250718_PRC_INTVL_LMP_RTM_20250718_08_05_12_v3_2.csv": to_csv(rt[half:], INTVL_HEADER),
+                "20250718_20250718_PRC_INTVL_LMP_RTM_20250718_08_05_12_v3_1.csv": to_csv(
+                    rt[:half], INTVL_HEADER
+                ),
+                "20250718_20250718_PRC_INTVL_LMP_RTM_20250718_08_05_12_v3_2.csv": to_csv(
+                    rt[half:], INTVL_HEADER
+                ),
             }
         ),
         "rt_missing_columns.zip": zip_bytes(
             {rt_name: to_csv(rt, [c for c in INTVL_HEADER if c not in ("LMP_TYPE", "VALUE")])}
         ),
     }
-    for fname, (y, m, d) in {"rt_spring_forward.zip": (2026, 3, 8), "rt_fall_back.zip": (2026, 11, 1)}.items():
+    for fname, (y, m, d) in {
+        "rt_spring_forward.zip": (2026, 3, 8),
+        "rt_fall_back.zip": (2026, 11, 1),
+    }.items():
         start, end = trade_day(y, m, d)
         rows = long_rows(five_minute_starts(start, end), five, ["TH_NP15_GEN-APND"], market_run_id="RTM",
                          grp_type="ALL_APNODES")  # fmt: skip
         stamp = f"{y}{m:02d}{d:02d}"
-        out[fname] = zip_bytes({f"{stamp}_{stamp}_PRC_INTVL_LMP_RTM_{stamp}_09_00_00_v3.csv": to_csv(rows, INTVL_HEADER)})
+        out[fname] = zip_bytes(
+            {f"{stamp}_{stamp}_PRC_INTVL_LMP_RTM_{stamp}_09_00_00_v3.csv": to_csv(rows, INTVL_HEADER)}
+        )
     fifteen = timedelta(minutes=15)
     rt15 = long_rows(
         [datetime(2025, 7, 18, 7, 0, tzinfo=UTC), datetime(2025, 7, 18, 7, 15, tzinfo=UTC)],
         fifteen, SAMPLE_NODES[:2], market_run_id="RTPD", grp_type="ALL_APNODES",
     )  # fmt: skip
     out["rt15_sample.zip"] = zip_bytes(
-        {"20250718_20250718_PRC_RTPD_LMP_RTPD_20250718_08_05_12_v3.csv": to_csv(rt15, [*INTVL_HEADER[:13], "PRC", *INTVL_HEADER[14:]])}
+        {
+            "20250718_20250718_PRC_RTPD_LMP_RTPD_20250718_08_05_12_v3.csv": to_csv(
+                rt15, [*INTVL_HEADER[:13], "PRC", *INTVL_HEADER[14:]]
+            )
+        }
     )
 
     def dam_values(node_index: int, interval_index: int) -> dict[str, float]:
@@ -198,9 +246,15 @@ def build() -> dict[str, bytes]:
         [datetime(2022, 2, 1, 15, tzinfo=UTC), datetime(2022, 2, 1, 16, tzinfo=UTC)],
         hour, ["0096WD_7_N001", "TH_SP15_GEN-APND"], market_run_id="DAM", grp_type="ALL", value_of=dam_values,
     )  # fmt: skip
-    out["da_sample.zip"] = zip_bytes({"20220201_20220202_PRC_LMP_DAM_20220131_13_05_01_v12.csv": to_csv(dam, DAM_HEADER)})
+    out["da_sample.zip"] = zip_bytes(
+        {"20220201_20220202_PRC_LMP_DAM_20220131_13_05_01_v12.csv": to_csv(dam, DAM_HEADER)}
+    )
     out["error_1000_no_data.xml.zip"] = zip_bytes(
-        {"20260914_20260914_PRC_INTVL_LMP_RTM_20260914_17_10_55_v3.xml": error_xml(1000, "No data returned for the specified selection")}
+        {
+            "20260914_20260914_PRC_INTVL_LMP_RTM_20260914_17_10_55_v3.xml": error_xml(
+                1000, "No data returned for the specified selection"
+            )
+        }
     )
     out["error_1004_window.xml.zip"] = zip_bytes(
         {"INVALID_REQUEST.xml": error_xml(1004, "Data can be requested for period of 31 days only.")}
@@ -209,7 +263,9 @@ def build() -> dict[str, bytes]:
     out["error_1014_retention.xml.zip"] = zip_bytes(
         {
             "INVALID_REQUEST.xml": error_xml(
-                1014, "Start Date is beyond the limit, Please Use valid Start Date that falls within the prescribed limit."
+                1014,
+                "Start Date is beyond the limit, Please Use valid Start Date that falls within the "
+                "prescribed limit.",
             )
         }
     )
@@ -217,8 +273,8 @@ def build() -> dict[str, bytes]:
         {"INVALID_REQUEST.xml": error_xml(1017, "Please select a maximum of 10 nodes or use the ALL option")}
     )
     out["throttle_429.html"] = (
-        b"<html><body><p>CAISO Acceptable Use Policy Violation. Please retry your request after 5 seconds.</p>"
-        b"</body></html>"
+        b"<html><body><p>CAISO Acceptable Use Policy Violation. "
+        b"Please retry your request after 5 seconds.</p></body></html>"
     )
     return out
 
