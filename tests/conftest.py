@@ -20,8 +20,13 @@ from tests.support.replay import ReplayServer  # noqa: E402
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Local-profile settings with the lake under a fresh temporary HMCO_HOME."""
-    return Settings.load(home=tmp_path / "hmco")
+    """Local-profile settings: the lake under a fresh temporary HMCO_HOME, ClickHouse (chdb) in a fresh
+    database of the process-wide chdb directory (chdb can open only one directory per process)."""
+    from tests.support.chdb import chdb_dir, unique_database
+
+    return Settings.load(
+        home=tmp_path / "hmco", clickhouse={"path": chdb_dir() / "data", "database": unique_database("s")}
+    )
 
 
 @pytest.fixture

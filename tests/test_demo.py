@@ -24,18 +24,19 @@ def test_demo_ingests_both_datasets_and_answers_the_seed_queries(settings) -> No
     assert avg == sorted(avg, reverse=True)
     assert pc.all(pc.equal(result.rt["iso"], "SYNTH")).as_py()
 
+    ch = result.extra["clickhouse"]
+    assert ch.column_names == ["iso", "node", "avg_lmp"] and ch.num_rows == 10
+    assert ch.column("node").to_pylist() == result.rt.column("node").to_pylist()  # same answer on both stores
+
     text = "\n".join(lines)
     assert "FROM hub_curated.eia_daily_fuel" in text and "avg_value" in text and "avg_lmp" in text
     assert str(settings.home_dir) in text
 
 
-def test_cli_demo_exits_zero(settings, capsys) -> None:  # type: ignore[no-untyped-def]
-    import os
-
-    os.environ["HMCO_HOME"] = str(settings.home)
-    try:
-        assert main(["demo", "--nodes", "50"]) == 0
-    finally:
-        del os.environ["HMCO_HOME"]
+def test_cli_demo_exits_zero(settings, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HMCO_HOME", str(settings.home))
+    monkeypatch.setenv("HMCO_CLICKHOUSE__PATH", str(settings.clickhouse.path))
+    monkeypatch.setenv("HMCO_CLICKHOUSE__DATABASE", settings.clickhouse.database)
+    assert main(["demo", "--nodes", "50"]) == 0
     out = capsys.readouterr().out
     assert "Seed EIA query" in out and "Seed RT LMP query" in out and "Done in" in out

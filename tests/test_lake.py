@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
+from hmco.config import Settings
 from hmco.lake import TIERS, Lake
 from hmco.schemas import get_dataset
 
@@ -28,13 +27,14 @@ def test_create_tiers_creates_namespaces_once(lake: Lake) -> None:
     assert props["location"].endswith("hmco-curated")
 
 
-def test_tier_buckets_exist_on_s3(lake: Lake) -> None:
-    if lake.is_local:
-        pytest.skip("buckets are an object-store concept; the local profile uses directories")
+def test_tier_buckets_exist_on_s3(cluster_settings: Settings) -> None:
     import pyarrow.fs as pafs
 
+    lake = Lake(cluster_settings)
+    lake.create_tiers()
     infos = lake._s3fs.get_file_info([lake.bucket(t) for t in TIERS])
     assert all(i.type == pafs.FileType.Directory for i in infos)
+    assert lake.bucket("raw").endswith("hmco-raw")
 
 
 def test_lifecycle_rules_expire_each_bucket_after_its_retention(lake: Lake) -> None:

@@ -26,7 +26,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_demo(args: argparse.Namespace) -> int:
     from hmco.demo import run_demo
 
-    result = run_demo(_settings(args), nodes=args.nodes)
+    result = run_demo(_settings(args), nodes=args.nodes, clickhouse=args.clickhouse)
     return 0 if all(r.ok for r in result.reports) else 1
 
 
@@ -96,6 +96,88 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_freshness(args: argparse.Namespace) -> int:
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from hmco.lake import Lake
+    from hmco.quality.freshness import FreshnessReport, clickhouse_freshness, iceberg_freshness
+    from hmco.schemas import DATASETS
+
+    settings = _settings(args)
+    lake = Lake(settings)
+    statuses = []
+    for name in args.datasets or sorted(DATASETS):
+        try:
+            statuses.append(iceberg_freshness(lake.table(name, create=False), name))
+        except NoSuchTableError:
+            if args.datasets:
+                raise ConfigError(f"dataset {name} has no table in the lake yet") from None
+    if args.clickhouse:
+        from hmco.clickhouse import connect_clickhouse
+
+        client = connect_clickhouse(settings)
+        statuses += [clickhouse_freshness(client, iso=iso) for iso in args.iso]
+    report = FreshnessReport.of(statuses)
+    print(report)
+    if args.metrics:
+        from prometheus_client import CollectorRegistry, write_to_textfile
+
+        registry = CollectorRegistry()
+        report.record(registry)
+        write_to_textfile(args.metrics, registry)
+    return report.exit_code
+
+
+def cmd_rt(args: argparse.Namespace) -> int:
+    from hmco.clickhouse import connect_clickhouse, ensure_schema, layout_from_settings
+
+    settings = _settings(args)
+    layout = layout_from_settings(settings)
+    if args.action == "ddl":
+        print(";\n\n".join(layout.render()) + ";")
+        return 0
+    if args.action == "rbac":
+        from hmco.security.clickhouse_rbac import apply, render_rbac
+
+        statements = render_rbac(layout)
+        if args.apply:
+            apply(connect_clickhouse(settings), statements)
+        print(";\n".join(statements) + ";")
+        return 0
+    if args.action == "setup":
+        created = ensure_schema(connect_clickhouse(settings), layout)
+        print(f"ClickHouse schema ready ({len(created)} statement(s) applied)")
+        return 0
+    return _run_realtime(settings, args)
+
+
+def _run_realtime(settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    import threading
+
+    from hmco.lake import Lake
+    from hmco.realtime import RealtimeRunner, install_stop_signals
+    from hmco.sinks.clickhouse import ClickHouseSink
+    from hmco.sinks.iceberg import IcebergSink
+    from hmco.sinks.raw import RawArchive
+    from hmco.sources.base import get_source_class
+
+    lake = Lake(settings)
+    sources = [get_source_class(name)(settings=settings) for name in args.isos]
+    runner = RealtimeRunner(
+        sources,
+        ClickHouseSink.from_settings(settings),
+        sinks=[IcebergSink(lake, pipeline="realtime")] if args.lake else [],
+        archive=RawArchive(lake),
+    )
+    if args.once:
+        print(runner.run_once())
+        return 0
+    stop = threading.Event()
+    install_stop_signals(stop)
+    runner.run_forever(stop)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hmco", description="HMCo energy-market lakehouse SDK")
     parser.add_argument("--profile", help="YAML profile file (else HMCO_PROFILE_FILE / HMCO_* variables)")
@@ -105,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the end-to-end demo on the embedded lake")
     p.add_argument("--nodes", type=int, default=3000)
+    p.add_argument("--no-clickhouse", dest="clickhouse", action="store_false", help="skip the chdb step")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("validate", help="validate UIS pipeline specs")
@@ -128,6 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dialect", default="trino")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("freshness", help="check datasets against their SLAs (exit 1 if any is stale)")
+    p.add_argument("datasets", nargs="*", help="datasets to check (default: every table in the lake)")
+    p.add_argument("--clickhouse", action="store_true", help="also check rt_lmp in ClickHouse per ISO")
+    p.add_argument("--iso", nargs="*", default=["CAISO", "MISO", "SPP"])
+    p.add_argument("--metrics", help="write Prometheus metrics to this textfile (node-exporter collector)")
+    p.set_defaults(func=cmd_freshness)
+
+    p = sub.add_parser("rt", help="the real-time store: DDL, setup, RBAC, and the ISO poller")
+    p.add_argument("action", choices=["ddl", "setup", "rbac", "run"])
+    p.add_argument("--apply", action="store_true", help="rbac: apply the statements on the server")
+    p.add_argument("--isos", nargs="*", default=["caiso", "miso", "spp"], help="run: sources to poll")
+    p.add_argument("--once", action="store_true", help="run: one poll (for schedulers), then exit")
+    p.add_argument("--lake", action="store_true", help="run: also write rt_lmp to the lake")
+    p.set_defaults(func=cmd_rt)
 
     p = sub.add_parser("archive", help="list archived raw payloads")
     p.add_argument("--source")

@@ -3,7 +3,8 @@
 It ingests a day of synthetic 5-minute LMPs for thousands of nodes and ten days of EIA daily
 fuel-type generation (EIA's real JSON format, parsed by the real EIA parser) through
 archive → parse → staged → quality gate → curated, then runs the seed's two example queries as
-written (Trino dialect, translated for DuckDB) and prints them with the run reports.
+written (Trino dialect, translated for DuckDB) over the lake, loads the last hour of LMPs into the
+real-time store (ClickHouse, in process through chdb) and runs the RT query there too.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def run_demo(
     *,
     nodes: int = 3000,
     now: datetime | None = None,
+    clickhouse: bool = True,
     say: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run the demo and return what it printed (tests call this with a temporary HMCO_HOME)."""
@@ -107,17 +109,32 @@ def run_demo(
 
     _print_table(say, "Seed EIA query (hub_curated.eia_daily_fuel, last 7 days)", EIA_QUERY, eia_result)
     _print_table(say, "Seed RT LMP query (against the lake's rt_lmp)", RT_QUERY, rt_result)
+
+    extra: dict[str, Any] = {}
+    if clickhouse:
+        from hmco.clickhouse import connect_clickhouse
+        from hmco.query.clickhouse import SEED_QUERY, top_nodes_last_hour
+        from hmco.sinks.clickhouse import load_rt_lmp
+
+        say("")
+        say(f"• loading the last hour of rt_lmp into ClickHouse ({settings.clickhouse.interface}) …")
+        recent = lake.scan("rt_lmp", row_filter=f"ts >= '{(end - timedelta(hours=1)).isoformat()}'").to_arrow()
+        written = load_rt_lmp(recent, settings, batch_id=f"demo-{end:%Y%m%dT%H%M}")
+        ch_result = top_nodes_last_hour(connect_clickhouse(settings))
+        extra = {"clickhouse": ch_result, "clickhouse_rows": written.rows}
+        _print_table(say, "Seed RT LMP query on ClickHouse (rt_lmp, deduplicated view)", SEED_QUERY, ch_result)
     say("Run reports:")
     for report in (rt_report, eia_report):
         say("  " + str(report).replace("\n", "\n  "))
     where = str(settings.home_dir)
     say(
         f"Data: catalog {settings.home_dir / 'catalog.db'}; tables under {settings.home_dir / 'warehouse'} "
-        f"(hmco-curated, hmco-staged); raw payloads in {settings.home_dir / 'warehouse' / 'hmco-raw' / 'payloads'}."
+        f"(hmco-curated, hmco-staged); raw payloads in {settings.home_dir / 'warehouse' / 'hmco-raw' / 'payloads'}"
+        + (f"; ClickHouse (chdb) data in {settings.chdb_path}." if clickhouse else ".")
     )
     seconds = time.perf_counter() - started
     say(f"Done in {seconds:.1f}s.")
-    return DemoResult([rt_report, eia_report], eia_result, rt_result, seconds, where)
+    return DemoResult([rt_report, eia_report], eia_result, rt_result, seconds, where, extra)
 
 
 def _print_table(say: Callable[[str], None], title: str, query: str, table: pa.Table) -> None:

@@ -6,7 +6,8 @@
     ├── TransientError                retrying the same call later may succeed (tenacity retries these)
     │   ├── SourceUnavailable         connection error, timeout, HTTP 5xx from a source
     │   ├── RateLimited               HTTP 429 / throttle page; carries ``retry_after`` seconds
-    │   └── CommitConflict            a concurrent writer won; the commit can be retried
+    │   ├── CommitConflict            a concurrent writer won; the commit can be retried
+    │   └── SinkUnavailable           a store (ClickHouse, S3) stayed unreachable through every retry
     └── TerminalError                 retrying the same call will fail the same way: fix something first
         ├── ConfigError               bad settings, profile file or missing credentials
         ├── SpecError                 a UIS YAML spec that does not validate (names the field)
@@ -47,6 +48,7 @@ __all__ = [
     "SchemaDriftError",
     "SchemaError",
     "SinkError",
+    "SinkUnavailable",
     "SourceError",
     "SourceUnavailable",
     "SpecError",
@@ -96,6 +98,10 @@ class RateLimited(TransientError):
 
 class CommitConflict(TransientError):
     """Another writer committed first; re-reading and re-committing may succeed."""
+
+
+class SinkUnavailable(TransientError):
+    """A sink's store stayed unreachable or overloaded through every retry; re-run the write later."""
 
 
 class ConfigError(TerminalError):

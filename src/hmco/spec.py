@@ -265,9 +265,9 @@ def build_pipeline(
         gate = None
     sinks: list[Any] = list(extra_sinks or [])
     if "clickhouse" in spec.sinks:
-        from hmco.sinks.clickhouse import ClickHouseSink  # type: ignore[import-not-found,unused-ignore]
+        from hmco.sinks.clickhouse import ClickHouseSink
 
-        sinks.append(ClickHouseSink(settings=settings))
+        sinks.append(ClickHouseSink.from_settings(settings, source.dataset.name))
     return Pipeline(
         source,
         lake=lake,

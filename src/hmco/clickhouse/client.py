@@ -1,8 +1,8 @@
 """One factory for the real-time store: a clickhouse-connect ``Client`` over HTTP(S) or in-process chdb.
 
 Everything else in hmco talks to that ``Client`` and never asks which backend it is. chdb opens one data
-directory per process, so chdb clients are cached per directory and asking for a second directory while
-one is open raises :class:`~hmco.errors.ConfigError` naming both.
+directory per process, so chdb clients are cached (one per database, all on that directory) and
+asking for a second directory while one is open raises :class:`~hmco.errors.ConfigError` naming both.
 """
 
 from __future__ import annotations
@@ -22,14 +22,18 @@ if TYPE_CHECKING:
 __all__ = ["close_chdb", "connect_clickhouse"]
 
 _lock = threading.Lock()
-_chdb_clients: dict[Path, Client] = {}
+_chdb_path: Path | None = None
+_chdb_clients: dict[str, Client] = {}  # one per database, all on the single chdb path
 
 
-def connect_clickhouse(settings: Settings | None = None, *, chdb_options: dict[str, Any] | None = None) -> Client:
+def connect_clickhouse(
+    settings: Settings | None = None, *, chdb_options: dict[str, Any] | None = None
+) -> Client:
     """A clickhouse-connect client for ``settings.clickhouse``.
 
-    ``interface="chdb"`` (local profile) returns the process-wide client of ``settings.chdb_path`` (created
-    on first use); ``"http"``/``"https"`` connects to the server or cluster at ``host:port``.
+    ``interface="chdb"`` (local profile) returns the process-wide client of ``settings.chdb_path`` and
+    ``settings.clickhouse.database`` (both created on first use); ``"http"``/``"https"`` connects to
+    the server or cluster at ``host:port``.
 
     Raises:
         ConfigError: chdb is asked for another directory than the one already open in this process.
@@ -38,14 +42,14 @@ def connect_clickhouse(settings: Settings | None = None, *, chdb_options: dict[s
     settings = settings or Settings.load()
     ch = settings.clickhouse
     if ch.interface == "chdb":
-        return _chdb_client(settings.chdb_path, chdb_options)
+        return _chdb_client(settings.chdb_path, ch.database, chdb_options)
     cc = import_optional("clickhouse_connect")
     errors = import_optional("clickhouse_connect.driver.exceptions")
     password = ch.password.get_secret_value() if ch.password else ""
     if password:
         register_secret(password)
     try:
-        return cc.get_client(  # type: ignore[no-any-return]
+        return cc.get_client(
             interface=ch.interface,
             host=ch.host,
             port=ch.port,
@@ -62,28 +66,42 @@ def connect_clickhouse(settings: Settings | None = None, *, chdb_options: dict[s
         ) from None
 
 
-def _chdb_client(path: Path, chdb_options: dict[str, Any] | None) -> Client:
+def _chdb_client(path: Path, database: str, chdb_options: dict[str, Any] | None) -> Client:
+    global _chdb_path
     path = Path(path).expanduser().resolve()
     with _lock:
-        if path in _chdb_clients:
-            return _chdb_clients[path]
-        if _chdb_clients:
-            (open_path,) = _chdb_clients
+        if _chdb_path is not None and path != _chdb_path:
             raise ConfigError(
-                f"chdb can open one data directory per process: {open_path} is open, {path} was asked for; "
-                "use the same settings.clickhouse.path in this process or call hmco.clickhouse.close_chdb() first"
+                f"chdb can open one data directory per process: {_chdb_path} is open, {path} was asked for; "
+                "use the same settings.clickhouse.path in this process, or hmco.clickhouse.close_chdb() first"
             )
+        if database in _chdb_clients:
+            return _chdb_clients[database]
         import_optional("chdb")
         cc = import_optional("clickhouse_connect")
         path.mkdir(parents=True, exist_ok=True)
-        client = cc.get_client(interface="chdb", path=str(path), chdb_options=chdb_options)
-        _chdb_clients[path] = client
-        return client  # type: ignore[no-any-return]
+        if "default" not in _chdb_clients:
+            _chdb_clients["default"] = cc.get_client(
+                interface="chdb", path=str(path), chdb_options=chdb_options
+            )
+            _chdb_path = path
+        if database != "default":
+            _chdb_clients["default"].command(f"CREATE DATABASE IF NOT EXISTS {_quote_ident(database)}")
+            _chdb_clients[database] = cc.get_client(
+                interface="chdb", path=str(path), database=database, chdb_options=chdb_options
+            )
+        return _chdb_clients[database]
+
+
+def _quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 def close_chdb() -> None:
     """Close the process's chdb client (if any) so another directory can be opened."""
+    global _chdb_path
     with _lock:
         for client in _chdb_clients.values():
             client.close()
         _chdb_clients.clear()
+        _chdb_path = None

@@ -2,9 +2,10 @@
 
 Layout for dataset ``rt_lmp`` (the same names for any dataset with ``iso``/``node`` series keys)::
 
-    single node                                   cluster (ON CLUSTER c, 3 shards x 2 replicas)
-    rt_lmp_store   ReplacingMergeTree(version)    rt_lmp_local  ReplicatedReplacingMergeTree(..., version)
-                                                  rt_lmp_store  Distributed(c, db, rt_lmp_local, cityHash64(iso, node))
+    single node                                 cluster (ON CLUSTER c, 3 shards x 2 replicas)
+    rt_lmp_store  ReplacingMergeTree(version)   rt_lmp_local  ReplicatedReplacingMergeTree(..., version)
+                                                rt_lmp_store  Distributed(c, db, rt_lmp_local,
+                                                              cityHash64(iso, node))
     rt_lmp         VIEW ... FROM rt_lmp_store FINAL   (both: what readers, BI and the seed query use)
     rt_lmp_hourly / rt_lmp_daily                  VIEWs ... FINAL over the rollup stores
     rt_lmp_{hourly,daily}_store                   ReplacingMergeTree(computed_at) holding exact rollups
@@ -46,9 +47,10 @@ class Rollup:
 
 
 ROLLUPS = (
-    Rollup("hourly", "hour", "toStartOfHour({ts})", "DateTime('UTC')", 3600),
+    Rollup("hourly", "hour", "toStartOfHour({ts})", "DateTime64(0, 'UTC')", 3600),
     Rollup("daily", "day", "toDate({ts}, 'UTC')", "Date", 86400),
 )
+
 
 def column_type(field: pa.Field) -> str:
     """ClickHouse column type and codec of one canonical Arrow field."""
@@ -220,7 +222,7 @@ class ClickHouseLayout:
         )
 
     def rollup_columns(self, rollup: Rollup) -> list[tuple[str, str]]:
-        """(name, type) of a rollup table: series, bucket, lmp avg/min/max/sum, other averages, n, computed_at."""
+        """(name, type) of rollup columns: series, bucket, lmp avg/min/max/sum, averages, n, computed_at."""
         ds = self.dataset
         out = [(c, column_type(ds.schema.field(c)).split(" CODEC")[0]) for c in self.series]
         out.append((rollup.bucket, rollup.bucket_type))
@@ -300,10 +302,11 @@ class ClickHouseLayout:
 
     def modify_ttl(self) -> list[str]:
         """ALTERs that set the retention on existing tables (after ``retention_days`` changed)."""
+        on = self._on_cluster()
         return [
-            f"ALTER TABLE {self.local}{self._on_cluster()} MODIFY {self.ttl_expression()}",
+            f"ALTER TABLE {self.local}{on} MODIFY {self.ttl_expression()}",
             *(
-                f"ALTER TABLE {self.rollup_local(r)}{self._on_cluster()} MODIFY {self.rollup_ttl_expression(r)}"
+                f"ALTER TABLE {self.rollup_local(r)}{on} MODIFY {self.rollup_ttl_expression(r)}"
                 for r in ROLLUPS
             ),
         ]
@@ -317,7 +320,9 @@ def render_schema(
     retention_days: int = 400,
 ) -> list[str]:
     """The DDL statements for ``dataset``'s real-time tables (see the module docstring for the layout)."""
-    return ClickHouseLayout.of(dataset, database=database, cluster=cluster, retention_days=retention_days).render()
+    return ClickHouseLayout.of(
+        dataset, database=database, cluster=cluster, retention_days=retention_days
+    ).render()
 
 
 def _ident(name: str) -> str:

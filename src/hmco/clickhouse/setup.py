@@ -23,7 +23,9 @@ __all__ = ["ensure_schema", "layout_from_settings", "newest_intervals", "refresh
 def layout_from_settings(settings: Settings, dataset: str = "rt_lmp") -> ClickHouseLayout:
     """The layout ``settings.clickhouse`` describes (database, cluster, retention)."""
     ch = settings.clickhouse
-    return ClickHouseLayout.of(dataset, database=ch.database, cluster=ch.cluster, retention_days=ch.retention_days)
+    return ClickHouseLayout.of(
+        dataset, database=ch.database, cluster=ch.cluster, retention_days=ch.retention_days
+    )
 
 
 def ensure_schema(client: Client, layout: ClickHouseLayout) -> list[str]:
@@ -38,10 +40,10 @@ def ensure_schema(client: Client, layout: ClickHouseLayout) -> list[str]:
 
 
 def set_retention(client: Client, layout: ClickHouseLayout) -> list[str]:
-    """``ALTER TABLE … MODIFY TTL`` on the row and rollup tables (merges then drop expired rows)."""
+    """``ALTER TABLE … MODIFY TTL`` on the row and rollup tables; existing parts are re-evaluated."""
     stmts = layout.modify_ttl()
     for stmt in stmts:
-        client.command(stmt, settings={"materialize_ttl_after_modify": 0})
+        client.command(stmt)
     return stmts
 
 
@@ -61,7 +63,9 @@ def _current_retention(client: Client, layout: ClickHouseLayout) -> int | None:
     return int(text[at + len(marker) : text.index(")", at)])
 
 
-def refresh_rollups(client: Client, layout: ClickHouseLayout, window: Window, isos: Iterable[str] = ()) -> None:
+def refresh_rollups(
+    client: Client, layout: ClickHouseLayout, window: Window, isos: Iterable[str] = ()
+) -> None:
     """Recompute the hourly and daily rollups of every bucket ``window`` touches, from FINAL rows.
 
     Each recomputed row replaces the previous one (rollup RMT on ``computed_at``), so the rollups equal a
@@ -80,7 +84,9 @@ def refresh_rollups(client: Client, layout: ClickHouseLayout, window: Window, is
         if isos:
             where += " AND iso IN {isos:Array(String)}"
             params["isos"] = isos
-        sql = f"INSERT INTO {layout.rollup_store(rollup)}\n" + layout.rollup_select(rollup, layout.store, where)
+        sql = f"INSERT INTO {layout.rollup_store(rollup)}\n" + layout.rollup_select(
+            rollup, layout.store, where
+        )
         client.command(sql, parameters=params)
 
 

@@ -26,7 +26,7 @@ from hmco._dependencies import import_optional
 from hmco._logging import get_logger
 from hmco.clickhouse.ddl import ClickHouseLayout
 from hmco.clickhouse.setup import refresh_rollups
-from hmco.errors import HmcoError, SinkError, TransientError
+from hmco.errors import HmcoError, SinkError, SinkUnavailable
 from hmco.schemas import Dataset, conform
 from hmco.sinks.base import WriteResult
 from hmco.windows import Window
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from hmco.config import Settings
 
-__all__ = ["DEFAULT_BATCH_ROWS", "TRANSIENT_CODES", "ClickHouseSink", "is_transient"]
+__all__ = ["DEFAULT_BATCH_ROWS", "TRANSIENT_CODES", "ClickHouseSink", "is_transient", "load_rt_lmp"]
 
 log = get_logger("hmco.sinks.clickhouse")
 
@@ -59,7 +59,7 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, errors.DatabaseError):
         m = _CODE.search(str(exc))
-        return bool(m) and int(m.group(1)) in TRANSIENT_CODES
+        return m is not None and int(m.group(1)) in TRANSIENT_CODES
     return isinstance(exc, (ConnectionError, TimeoutError))
 
 
@@ -102,7 +102,9 @@ class ClickHouseSink:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, dataset: str = "rt_lmp", *, setup: bool = True, **kwargs: Any) -> ClickHouseSink:
+    def from_settings(
+        cls, settings: Settings, dataset: str = "rt_lmp", *, setup: bool = True, **kwargs: Any
+    ) -> ClickHouseSink:
         """Connect as ``settings.clickhouse`` says and (by default) create the schema if missing."""
         from hmco.clickhouse import connect_clickhouse, ensure_schema, layout_from_settings
 
@@ -124,7 +126,7 @@ class ClickHouseSink:
         """Insert ``table`` (conformed to ``dataset``) in chunks of ``batch_rows``; idempotent per content.
 
         Raises:
-            TransientError: the server stayed unavailable through every retry (re-run the write later).
+            SinkUnavailable: the server stayed unavailable through every retry (re-run the write later).
             SinkError: the server rejected the insert (schema mismatch, permissions …).
         """
         if dataset.name != self.layout.dataset.name:
@@ -168,9 +170,9 @@ class ClickHouseSink:
             if isinstance(exc, HmcoError):
                 raise
             if is_transient(exc):
-                raise TransientError(
-                    f"ClickHouse insert into {self.layout.store} kept failing ({_short(exc)}); the batch can be "
-                    "re-sent safely: identical chunks are deduplicated",
+                raise SinkUnavailable(
+                    f"ClickHouse insert into {self.layout.store} kept failing ({_short(exc)}); "
+                    "the batch can be re-sent safely: identical chunks are deduplicated",
                     batch_id=batch_id,
                 ) from exc
             raise SinkError(
@@ -190,7 +192,26 @@ class ClickHouseSink:
             if not is_transient(exc):
                 raise SinkError(f"rollup refresh after batch {batch_id} failed: {_short(exc)}") from exc
             # Rows are in; the refreshable MVs redo these buckets. Say so instead of failing the batch.
-            log.warning("rollup refresh for batch %s failed (%s); the scheduled refresh will redo it", batch_id, exc)
+            log.warning(
+                "rollup refresh for batch %s failed (%s); the scheduled refresh will redo it", batch_id, exc
+            )
+
+
+def load_rt_lmp(table: pa.Table, settings: Settings | None = None, *, batch_id: str = "load") -> WriteResult:
+    """Create the schema if missing and write ``table`` (canonical rt_lmp rows) into ClickHouse.
+
+    The one-call path for demos and the CLI; re-running it with the same rows adds nothing.
+    """
+    from hmco.config import Settings as _Settings
+    from hmco.schemas import get_dataset
+
+    dataset = get_dataset("rt_lmp")
+    sink = ClickHouseSink.from_settings(settings or _Settings.load(), dataset.name)
+    if table.num_rows == 0:
+        return WriteResult(sink.name, sink.layout.store, 0)
+    lo, hi = pc.min_max(table.column(dataset.time_column)).values()
+    window = Window(lo.as_py(), hi.as_py() + timedelta(microseconds=1))
+    return sink.write(table, dataset=dataset, window=window, batch_id=batch_id)
 
 
 def _arrow_ipc(chunk: pa.Table, compression: str | None) -> pa.Buffer:

@@ -1,0 +1,23 @@
+"""Query helpers returning Arrow/polars: ``clickhouse`` (real-time store); the lake's engine joins later.
+
+Submodules load on first access so ``import hmco.query`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "rt_query": "hmco.query.clickhouse",
+    "rt_query_polars": "hmco.query.clickhouse",
+    "top_nodes_last_hour": "hmco.query.clickhouse",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hmco.query' has no attribute {name!r}")

@@ -1,0 +1,78 @@
+"""The `hmco` command: exit codes a scheduler can act on, and the outputs people read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hmco.cli import main
+from hmco.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("HMCO_HOME", str(settings.home))
+    monkeypatch.setenv("HMCO_CLICKHOUSE__PATH", str(settings.clickhouse.path))
+    monkeypatch.setenv("HMCO_CLICKHOUSE__DATABASE", settings.clickhouse.database)
+    return settings
+
+
+def test_validate_accepts_the_example_specs(capsys: pytest.CaptureFixture[str]) -> None:
+    specs = sorted(str(p) for p in (REPO / "examples" / "specs").glob("*.yaml"))
+    assert main(["validate", *specs]) == 0
+    assert capsys.readouterr().out.count("ok ") == len(specs)
+
+
+def test_validate_names_the_bad_field_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsource: {type: synthetic_iso, params: {nodes: 3}}\nsla: soon\n")
+    assert main(["validate", str(bad)]) == 2
+    assert "sla: 'soon' is not a duration" in capsys.readouterr().err
+
+
+def test_run_a_spec_for_a_window_then_query_it(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "synth.yaml"
+    spec.write_text("name: synth\nsource: {type: synthetic_iso, params: {nodes: 7}}\nwindow: 1h\n")
+    assert main(["run", str(spec), "--start", "2026-11-26T00:00", "--end", "2026-11-26T02:00"]) == 0
+    assert "2 ok" in capsys.readouterr().out
+    assert main(["sql", "SELECT count(*) AS n FROM hub_curated.rt_lmp"]) == 0
+    assert "168" in capsys.readouterr().out
+
+
+def test_tiers_lists_buckets_namespaces_and_retention(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tiers", "--create"]) == 0
+    out = capsys.readouterr().out
+    assert "hmco-raw" in out and "hub_curated" in out and "1825 d" in out
+
+
+def test_freshness_exit_code_reports_stale_data(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "synth.yaml"
+    spec.write_text("name: synth\nsource: {type: synthetic_iso, params: {nodes: 2}}\n")
+    main(["run", str(spec), "--start", "2026-11-26T00:00", "--end", "2026-11-26T01:00"])
+    capsys.readouterr()
+    metrics = tmp_path / "hmco.prom"
+    assert main(["freshness", "rt_lmp", "--metrics", str(metrics)]) == 1  # data from a past day: stale
+    assert "stale" in capsys.readouterr().out
+    assert 'hmco_freshness_ok{dataset="rt_lmp"' in metrics.read_text()
+
+
+def test_rt_ddl_and_rbac_render_without_a_server(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rt", "ddl"]) == 0
+    assert "ReplacingMergeTree" in capsys.readouterr().out
+    assert main(["rt", "rbac"]) == 0
+    out = capsys.readouterr().out
+    assert "CREATE ROLE" in out and "ROW POLICY" in out
+
+
+def test_missing_profile_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--profile", "/nonexistent/p.yaml", "tiers"]) == 2
+    assert "does not exist" in capsys.readouterr().err
