@@ -36,7 +36,11 @@ from hmco.sources.base import RawPayload, Source
 from hmco.windows import Window
 
 if TYPE_CHECKING:
+    from hmco.clickhouse import connect_clickhouse
     from hmco.lake import Lake, Tier
+    from hmco.query.lake import LakeSQL
+    from hmco.realtime import RealtimeRunner
+    from hmco.sinks.clickhouse import ClickHouseSink
     from hmco.pipeline import Pipeline, RunReport
     from hmco.sinks.iceberg import IcebergSink
     from hmco.sinks.raw import RawArchive
@@ -59,17 +63,23 @@ _LAZY = {
     "load_spec": "hmco.spec",
     "build_pipeline": "hmco.spec",
     "configure_logging": "hmco._logging",
+    "LakeSQL": "hmco.query.lake",
+    "ClickHouseSink": "hmco.sinks.clickhouse",
+    "RealtimeRunner": "hmco.realtime",
+    "connect_clickhouse": "hmco.clickhouse",
 }
 
 __all__ = [
     "DATASETS",
     "TIERS",
+    "ClickHouseSink",
     "CommitConflict",
     "ConfigError",
     "Dataset",
     "HmcoError",
     "IcebergSink",
     "Lake",
+    "LakeSQL",
     "PayloadError",
     "Pipeline",
     "PipelineError",
@@ -78,6 +88,7 @@ __all__ = [
     "RateLimited",
     "RawArchive",
     "RawPayload",
+    "RealtimeRunner",
     "RunReport",
     "Settings",
     "Source",
@@ -90,6 +101,7 @@ __all__ = [
     "__version__",
     "build_pipeline",
     "configure_logging",
+    "connect_clickhouse",
     "errors",
     "get_dataset",
     "load_spec",
