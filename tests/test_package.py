@@ -18,7 +18,9 @@ def test_import_hmco_does_not_load_heavy_engines() -> None:
         "import sys, hmco; heavy = {'great_expectations', 'chdb', 'duckdb', 'trino', 'pyiceberg', 'clickhouse_connect'};"
         "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 

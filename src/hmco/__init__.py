@@ -38,10 +38,10 @@ from hmco.windows import Window
 if TYPE_CHECKING:
     from hmco.clickhouse import connect_clickhouse
     from hmco.lake import Lake, Tier
+    from hmco.pipeline import Pipeline, RunReport
     from hmco.query.lake import LakeSQL
     from hmco.realtime import RealtimeRunner
     from hmco.sinks.clickhouse import ClickHouseSink
-    from hmco.pipeline import Pipeline, RunReport
     from hmco.sinks.iceberg import IcebergSink
     from hmco.sinks.raw import RawArchive
     from hmco.spec import PipelineSpec, build_pipeline, load_spec

@@ -118,11 +118,15 @@ def run_demo(
 
         say("")
         say(f"• loading the last hour of rt_lmp into ClickHouse ({settings.clickhouse.interface}) …")
-        recent = lake.scan("rt_lmp", row_filter=f"ts >= '{(end - timedelta(hours=1)).isoformat()}'").to_arrow()
+        recent = lake.scan(
+            "rt_lmp", row_filter=f"ts >= '{(end - timedelta(hours=1)).isoformat()}'"
+        ).to_arrow()
         written = load_rt_lmp(recent, settings, batch_id=f"demo-{end:%Y%m%dT%H%M}")
         ch_result = top_nodes_last_hour(connect_clickhouse(settings))
         extra = {"clickhouse": ch_result, "clickhouse_rows": written.rows}
-        _print_table(say, "Seed RT LMP query on ClickHouse (rt_lmp, deduplicated view)", SEED_QUERY, ch_result)
+        _print_table(
+            say, "Seed RT LMP query on ClickHouse (rt_lmp, deduplicated view)", SEED_QUERY, ch_result
+        )
     say("Run reports:")
     for report in (rt_report, eia_report):
         say("  " + str(report).replace("\n", "\n  "))

@@ -298,7 +298,9 @@ class Pipeline:
         scope = self._scope(table)
         ds, bid = self.dataset, outcome.batch_id
         if self.staged is not None:
-            outcome.writes.append(self.staged.write(table, dataset=ds, window=window, batch_id=bid, scope=scope))
+            outcome.writes.append(
+                self.staged.write(table, dataset=ds, window=window, batch_id=bid, scope=scope)
+            )
         if self.gate is not None:
             result = self.gate.check(table, self.dataset, window)
             self._store_gate_result(result, window, outcome.batch_id)
@@ -314,10 +316,14 @@ class Pipeline:
                     result=result,
                 )
         outcome.writes.append(
-            self.curated.write(table, dataset=ds, window=window, batch_id=bid, watermark=window.end, scope=scope)
+            self.curated.write(
+                table, dataset=ds, window=window, batch_id=bid, watermark=window.end, scope=scope
+            )
         )
         for sink in self.sinks:
-            outcome.writes.append(sink.write(table, dataset=ds, window=window, batch_id=bid, watermark=window.end))
+            outcome.writes.append(
+                sink.write(table, dataset=ds, window=window, batch_id=bid, watermark=window.end)
+            )
 
     def _advance_empty(self, window: Window, outcome: WindowOutcome) -> None:
         """An empty window deletes nothing (a source outage must not erase data); it only moves the watermark."""
