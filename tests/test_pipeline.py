@@ -253,3 +253,15 @@ def test_run_since_watermark_catches_up_to_the_latest_window(lake: Lake) -> None
     assert again.windows == []
     later = pipe.run_since_watermark(now=now + timedelta(hours=6))
     assert later.rows == 2 * 72 and pipe.watermark == datetime(2026, 11, 26, 18, tzinfo=UTC)
+
+
+def test_windows_after_a_failure_do_not_move_the_watermark_past_it(lake: Lake) -> None:
+    source = FlakySource(nodes=3, settings=lake.settings, fail_hours={1})
+    pipe = Pipeline(source, lake=lake, name="rt", window_step=timedelta(hours=1))
+    with pytest.raises(PipelineError):
+        pipe.run(Window.of("2026-11-26T00:00", "2026-11-26T04:00"), stop_on_error=False)
+    assert pipe.watermark == datetime(2026, 11, 26, 1, tzinfo=UTC)  # hours 2-3 landed, the mark did not jump
+    source.fail_hours.clear()
+    resumed = pipe.run(Window.of("2026-11-26T00:00", "2026-11-26T04:00"), resume=True)
+    assert [w.status for w in resumed.windows] == ["skipped", "ok", "ok", "ok"]
+    assert _curated(lake).num_rows == 3 * 12 * 4

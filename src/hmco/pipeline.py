@@ -201,7 +201,8 @@ class Pipeline:
                     report.windows.append(WindowOutcome(w, "skipped"))
                     bar.update(1) if bar else None
                     continue
-                outcome = self.run_window(w)
+                # After a failure the watermark must not move past the failed window, or a resume would skip it.
+                outcome = self.run_window(w, advance_watermark=report.count("failed") == 0)
                 report.windows.append(outcome)
                 if bar:
                     bar.set_postfix_str(f"{report.rows:,} rows")
@@ -233,7 +234,7 @@ class Pipeline:
 
     # --- one window --------------------------------------------------------------------------------
 
-    def run_window(self, window: Window) -> WindowOutcome:
+    def run_window(self, window: Window, *, advance_watermark: bool = True) -> WindowOutcome:
         """Fetch, archive, parse, transform, stage, gate and publish one window. Never raises for data."""
         started = time.perf_counter()
         outcome = WindowOutcome(window, "ok", batch_id=uuid.uuid4().hex[:16])
@@ -242,9 +243,10 @@ class Pipeline:
             outcome.rows, outcome.bytes = table.num_rows, table.nbytes
             if table.num_rows == 0:
                 outcome.status = "empty"
-                self._advance_empty(window, outcome)
+                if advance_watermark:
+                    self._advance_empty(window, outcome)
             else:
-                self._stage_gate_publish(table, window, outcome)
+                self._stage_gate_publish(table, window, outcome, advance_watermark)
         except QualityGateFailed as exc:
             outcome.status = "failed"
             outcome.error = str(exc)
@@ -294,7 +296,9 @@ class Pipeline:
                 scope[pf.source] = table.column(pf.source).unique().to_pylist()
         return scope
 
-    def _stage_gate_publish(self, table: pa.Table, window: Window, outcome: WindowOutcome) -> None:
+    def _stage_gate_publish(
+        self, table: pa.Table, window: Window, outcome: WindowOutcome, advance: bool
+    ) -> None:
         scope = self._scope(table)
         ds, bid = self.dataset, outcome.batch_id
         if self.staged is not None:
@@ -317,7 +321,12 @@ class Pipeline:
                 )
         outcome.writes.append(
             self.curated.write(
-                table, dataset=ds, window=window, batch_id=bid, watermark=window.end, scope=scope
+                table,
+                dataset=ds,
+                window=window,
+                batch_id=bid,
+                watermark=window.end if advance else None,
+                scope=scope,
             )
         )
         for sink in self.sinks:
