@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pytest
@@ -19,7 +18,6 @@ from hmco.config import Settings
 from hmco.errors import AuthenticationError, PayloadError, RateLimited, RequestRejected, SchemaDriftError
 from hmco.schemas import get_dataset
 from hmco.sources.base import RawPayload
-from hmco.sources.http import pacer_for
 from hmco.sources.noaa import NOAA
 from hmco.windows import Window
 from tests.support.replay import ReplayServer, Reply
@@ -47,10 +45,7 @@ class Timeline:
 
 @pytest.fixture
 def timeline(replay: ReplayServer) -> Timeline:
-    line = Timeline()
-    pacer = pacer_for(urlsplit(replay.url).netloc, 0.0)
-    pacer.clock, pacer.sleep = line.clock, line.sleep
-    return line
+    return Timeline()
 
 
 @pytest.fixture
@@ -66,6 +61,7 @@ def cdo(replay: ReplayServer, settings: Settings, timeline: Timeline, **kwargs: 
         settings=settings,
         base_url=replay.url,
         sleep=timeline.sleep,
+        clock=timeline.clock,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -78,6 +74,7 @@ def obs(replay: ReplayServer, settings: Settings, timeline: Timeline, **kwargs: 
         settings=settings,
         weather_base_url=replay.url,
         sleep=timeline.sleep,
+        clock=timeline.clock,
         **kwargs,  # type: ignore[arg-type]
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -21,7 +21,16 @@ from hmco.errors import ConfigError
 from hmco.schemas import Dataset, get_dataset
 from hmco.windows import Window, floor_time
 
-__all__ = ["SOURCES", "RawPayload", "Source", "get_source_class", "register_source"]
+__all__ = ["SOURCES", "RawPayload", "Source", "as_list", "get_source_class", "register_source"]
+
+
+def as_list(value: Sequence[str] | str | None) -> list[str]:
+    """A YAML-friendly list parameter: ``None`` → ``[]``, ``"a, b"`` → ``["a", "b"]``, items stripped."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from hmco.errors import (
 )
 from hmco.schemas import TS, conform, get_dataset
 from hmco.sources.base import RawPayload, Source, register_source
-from hmco.sources.http import HostPacer, HttpClient
+from hmco.sources.http import HttpClient
 from hmco.windows import Window, as_utc, floor_time
 
 __all__ = [
@@ -541,10 +541,9 @@ class CAISO(Source):
             user_agent=self.settings.sources.user_agent,
             rate_limit_detector=is_throttle_page,
             sleep=sleep,
+            clock=clock,
             verify=verify,
         )
-        if clock is not None or sleep is not time.sleep:
-            self._http.pacer = HostPacer(interval, clock=clock or time.monotonic, sleep=sleep)
 
     # --- planning ------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from hmco.errors import (
 )
 from hmco.schemas import TS, conform, get_dataset
 from hmco.security.redaction import redact_bytes, redact_text, register_secret
-from hmco.sources.base import RawPayload, Source, register_source
+from hmco.sources.base import RawPayload, Source, as_list, register_source
 from hmco.sources.http import HttpClient
 from hmco.windows import Window
 
@@ -472,14 +472,6 @@ def _vintage_from_url(url: str) -> int:
     return int(match.group(1) or match.group(2))
 
 
-def _as_list(value: Sequence[str] | str | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v).strip() for v in value if str(v).strip()]
-
-
 # --------------------------------------------------------------------------------------------------
 # the source
 # --------------------------------------------------------------------------------------------------
@@ -519,6 +511,7 @@ class Census(Source):
         max_attempts: int = 5,
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
         variables: list[str] | str | None = None,
         geography: str | None = None,
         within: list[str] | str | None = None,
@@ -537,12 +530,12 @@ class Census(Source):
             self.window_step = timedelta(days=366)
             self.publication_lag = timedelta(days=345)
         default_vars: list[str] = [] if self.acs else list(EITS_VARIABLES)
-        self.variables = [v for v in (_as_list(variables) or default_vars) if v != "NAME"]
+        self.variables = [v for v in (as_list(variables) or default_vars) if v != "NAME"]
         if self.acs and not self.variables:
             raise ConfigError("census_acs needs `variables` (e.g. [B01001_001E, B19013_001E])")
         self.geography = geography or ("state:*" if self.acs else "us:*")
         self.geo_level = self.geography.split(":", 1)[0]
-        self.within = " ".join(_as_list(within) if not isinstance(within, str) else [within]) or None
+        self.within = " ".join(as_list(within) if not isinstance(within, str) else [within]) or None
         self.survey = survey.strip("/")
         self.vintages = (
             None
@@ -561,6 +554,7 @@ class Census(Source):
             "max_attempts": max_attempts,
             "backoff": backoff,
             "sleep": sleep,
+            "clock": clock,
             "timeout": timeout,
         }
         self._http: HttpClient | None = None

@@ -47,7 +47,7 @@ from hmco.errors import (
 from hmco.schemas import TS, conform, get_dataset
 from hmco.security.redaction import redact_bytes, redact_text, register_secret
 from hmco.sources.base import RawPayload, Source, register_source
-from hmco.sources.http import HostPacer, HttpClient
+from hmco.sources.http import HttpClient
 from hmco.windows import Window
 
 __all__ = [
@@ -606,9 +606,8 @@ class EIA(Source):
             timeout=timeout,
             user_agent=self.settings.sources.user_agent,
             sleep=sleep,
+            clock=clock,
         )
-        if clock is not None or sleep is not time.sleep:
-            self._http.pacer = HostPacer(interval, clock=clock or time.monotonic, sleep=sleep)
 
     # --- planning ---------------------------------------------------------------------------------
 

@@ -106,7 +106,8 @@ class HttpClient:
         headers: sent with every request (secret values are redacted in anything recorded).
         rate_limit_detector: optional ``(response) -> bool`` for throttles that are not HTTP 429.
         throttle_wait: seconds to wait after a throttle that names no ``Retry-After``.
-        pacer: a private pacer (tests inject one with a fake clock) instead of the process-wide one.
+        pacer: a private pacer instead of the process-wide one of the host.
+        sleep, clock: injected time; with either, the client paces on its own clock (no real waiting).
     """
 
     def __init__(
@@ -124,10 +125,14 @@ class HttpClient:
         throttle_wait: float | None = None,
         pacer: HostPacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
         verify: bool | str = True,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.host = urlsplit(self.base_url).netloc
+        if pacer is None and (clock is not None or sleep is not time.sleep):
+            # Injected time (tests, simulations) gets a private pacer on that clock; real time shares one.
+            pacer = HostPacer(min_interval, clock=clock or time.monotonic, sleep=sleep)
         self.pacer = pacer or pacer_for(self.host, min_interval)
         self.throttle_wait = throttle_wait
         self.max_attempts = max_attempts

@@ -13,7 +13,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
@@ -34,7 +34,7 @@ from hmco.errors import (
 )
 from hmco.schemas import TS, conform, get_dataset
 from hmco.security.redaction import redact_bytes, redact_text, register_secret
-from hmco.sources.base import RawPayload, Source, register_source
+from hmco.sources.base import RawPayload, Source, as_list, register_source
 from hmco.sources.http import HttpClient
 from hmco.windows import Window
 
@@ -472,14 +472,6 @@ def _iso_z(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _as_list(value: Sequence[str] | str | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v).strip() for v in value if str(v).strip()]
-
-
 # --------------------------------------------------------------------------------------------------
 # the source
 # --------------------------------------------------------------------------------------------------
@@ -518,6 +510,7 @@ class NOAA(Source):
         max_attempts: int = 5,
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
         stations: list[str] | str | None = None,
         datatypes: list[str] | str | None = None,
         locations: list[str] | str | None = None,
@@ -532,11 +525,11 @@ class NOAA(Source):
             # one window per station day; GHCN-D arrives about a day late
             self.window_step = timedelta(days=1)
             self.publication_lag = timedelta(days=2)
-        self.stations = _as_list(stations)
+        self.stations = as_list(stations)
         if self.daily:
             self.stations = [s if ":" in s else f"GHCND:{s}" for s in self.stations]
-        self.datatypes = [d.upper() for d in _as_list(datatypes)]
-        self.locations = _as_list(locations)
+        self.datatypes = [d.upper() for d in as_list(datatypes)]
+        self.locations = as_list(locations)
         units_key = "raw" if units in (None, "", "raw") else str(units).lower()
         if units_key not in _UNIT_LABELS:
             raise ConfigError(f"noaa: units must be 'metric', 'standard' or omitted, not {units!r}")
@@ -562,6 +555,7 @@ class NOAA(Source):
             "max_attempts": max_attempts,
             "backoff": backoff,
             "sleep": sleep,
+            "clock": clock,
             "timeout": timeout,
         }
         self._http: HttpClient | None = None
