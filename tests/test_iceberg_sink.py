@@ -156,3 +156,32 @@ def test_concurrent_writers_from_two_processes_lose_nothing(lake: Lake) -> None:
     out = _rows(lake)
     assert out.num_rows == 2 * rounds * 4 * 288
     assert out.group_by(["iso", "node", "ts"]).aggregate([]).num_rows == out.num_rows
+
+
+def test_batch_spanning_many_partitions_writes_one_file_per_partition(lake: Lake) -> None:
+    three_days = Window.of("2026-11-20", "2026-11-23")
+    batch = pa.concat_tables([synthetic_lmp(three_days, nodes=3, iso=iso) for iso in ("CAISO", "SPP")])
+    IcebergSink(lake, pipeline="p").write(
+        batch, dataset=RT, window=three_days, batch_id="b", scope={"iso": ["CAISO", "SPP"]}
+    )
+    tbl = lake.table("rt_lmp")
+    files = tbl.inspect.data_files()
+    assert files.num_rows == 6  # 3 days × 2 ISOs
+    partitions = {(p["ts_day"], p["iso"]) for p in files.column("partition").to_pylist()}
+    assert len(partitions) == 6
+    one_day = tbl.scan(
+        row_filter="ts >= '2026-11-21T00:00:00+00:00' and ts < '2026-11-22T00:00:00+00:00' and iso = 'SPP'"
+    )
+    assert len(one_day.plan_files()) == 1 and one_day.to_arrow().num_rows == 3 * 288
+
+
+def test_data_files_carry_iceberg_field_ids(lake: Lake) -> None:
+    import pyarrow.parquet as pq
+
+    IcebergSink(lake).write(synthetic_lmp(DAY, nodes=2), dataset=RT, window=DAY, batch_id="b")
+    tbl = lake.table("rt_lmp")
+    path = tbl.inspect.data_files().column("file_path")[0].as_py()
+    with tbl.io.new_input(path).open() as f:
+        schema = pq.read_schema(f)
+    ids = {f.name: int(f.metadata[b"PARQUET:field_id"]) for f in schema}
+    assert ids == {f.name: f.field_id for f in tbl.schema().fields}
