@@ -111,3 +111,9 @@ def test_load_rt_lmp_then_seed_query_in_the_configured_database() -> None:
     ]
     client = connect_clickhouse(settings)
     assert client.query("SELECT count() FROM rt_lmp_store").result_rows == [(6,)]
+
+
+def test_chdb_database_name_with_backslash_and_backquote_is_quoted() -> None:
+    db = unique_database("odd") + "\\`x"
+    client = connect_clickhouse(chdb_settings(db))
+    assert client.query("SELECT currentDatabase()").result_rows == [(db,)]

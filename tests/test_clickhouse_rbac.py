@@ -72,3 +72,20 @@ def test_every_statement_parses(layout: ClickHouseLayout) -> None:
     statements = render_rbac(layout) + render_role_assignments(layout, {"alice": ["desk_west"]})
     for stmt in statements:
         assert client.query(f"EXPLAIN AST {stmt}").result_rows, stmt
+
+
+def test_unusual_role_and_user_names_are_quoted_not_spliced_into_sql() -> None:
+    desk = Desk("desk west`) TO ALL --", ("CAISO",))
+    statements = render_rbac(SINGLE, [desk]) + render_role_assignments(
+        SINGLE, {"alice@corp.example": [desk.role]}
+    )
+    quoted = "`desk west\\`) TO ALL --`"
+    assert statements[2] == f"CREATE ROLE IF NOT EXISTS {quoted}"
+    assert statements[6] == (
+        "CREATE ROW POLICY IF NOT EXISTS `desk west\\`) TO ALL --_rows` ON lmp.rt_lmp_store "
+        f"FOR SELECT USING iso IN ('CAISO') AS PERMISSIVE TO {quoted}"
+    )
+    assert statements[-1] == f"GRANT {quoted} TO `alice@corp.example`"
+    client = connect_clickhouse(chdb_settings())
+    for stmt in statements:
+        assert client.query(f"EXPLAIN AST {stmt}").result_rows, stmt

@@ -279,3 +279,10 @@ def test_parser_rejects_a_broken_statement(client) -> None:
 
     with pytest.raises(DatabaseError, match="Syntax error"):
         client.query("EXPLAIN AST " + CLUSTER.create_local().replace("ORDER BY", "ORDER"))
+
+
+def test_identifier_with_a_backslash_is_refused() -> None:
+    from hmco.errors import SchemaError
+
+    with pytest.raises(SchemaError, match="backslash"):
+        ClickHouseLayout.of("rt_lmp", database="lmp\\").render()

@@ -279,3 +279,9 @@ def test_import_hmco_quality_does_not_import_great_expectations() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_repeated_checks_keep_no_results_in_the_gx_context(gate: ExpectationGate, batch: pa.Table) -> None:
+    for _ in range(3):
+        assert gate.check(batch, RT_LMP, WINDOW).passed
+    assert _GXRuntime.get().context.validation_results_store.list_keys() == []

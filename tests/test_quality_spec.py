@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import yaml
 from pydantic import ValidationError
 
 from hmco.errors import SpecError
 from hmco.quality import Expectation, QualitySpec, build_gate, build_suite, default_suite
-from hmco.schemas import RT_LMP
+from hmco.schemas import RT_LMP, TS
 from hmco.sources.synthetic import synthetic_lmp
 from hmco.windows import Window
 
@@ -115,6 +116,18 @@ def test_full_window_continuity_fails_a_series_that_starts_late() -> None:
     assert [o.name for o in result.failed] == ["continuity"]
     assert result.failed[0].details["missing_intervals"] == 4
     assert result.failed[0].unexpected_sample[0]["missing_ts"] == ["2026-11-26T00:00:00+00:00"]
+
+
+def test_full_window_continuity_is_not_fooled_by_a_row_past_the_window_end() -> None:
+    one = synthetic_lmp(WINDOW, 1, iso="CAISO")
+    gap = one.filter(pc.not_equal(one.column("ts"), pa.scalar(datetime(2026, 11, 26, 0, 30, tzinfo=UTC), TS)))
+    after = synthetic_lmp(Window(WINDOW.end, WINDOW.end + timedelta(minutes=5)), 1, iso="CAISO")
+    table = pa.concat_tables([gap, after.cast(gap.schema)])  # 00:30 missing, 01:00 (outside) present
+    result = build_gate("rt_lmp", {"continuity": {"edges": True}}).check(table, RT_LMP, WINDOW)
+    assert [o.name for o in result.failed] == ["continuity"]
+    details = result.failed[0].details
+    assert (details["missing_intervals"], details["off_grid_rows"]) == (1, 1)
+    assert result.failed[0].unexpected_sample[0]["missing_ts"] == ["2026-11-26T00:30:00+00:00"]
 
 
 def test_custom_expectation_is_added_and_replaces_by_name() -> None:

@@ -272,3 +272,52 @@ def test_sigterm_sets_the_stop_event() -> None:
     finally:
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])
+
+
+def test_outage_longer_than_max_gap_catches_up_the_last_max_gap(
+    replay: ReplayServer, sink: ClickHouseSink
+) -> None:
+    publish(replay, datetime(2026, 11, 27, 6, 5, tzinfo=UTC), datetime(2026, 11, 27, 11, 0, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 11, 27, 7, 3, tzinfo=UTC))
+    runner = RealtimeRunner(
+        [spp(replay)],
+        sink,
+        clock=clock,
+        initial_lookback=timedelta(hours=1),
+        max_gap=timedelta(hours=2, minutes=3),
+    )
+    (first,) = runner.run_once()
+    assert first.newest == datetime(2026, 11, 27, 7, tzinfo=UTC)
+    clock.now = T  # 4 hours later: the newest stored interval is older than max_gap
+    (report,) = runner.run_once()
+    assert report.newest is not None and report.error is None
+    assert report.windows == [
+        Window(datetime(2026, 11, 27, 9, tzinfo=UTC), datetime(2026, 11, 27, 11, tzinfo=UTC))
+    ]
+    assert report.rows == 48
+    assert runner.lag() == {"SPP": 180.0}
+
+
+def test_unreachable_store_is_reported_and_retried_at_cadence_not_in_a_tight_loop(
+    replay: ReplayServer,
+) -> None:
+    gone = ClickHouseLayout.of("rt_lmp", database=unique_database("gone"))  # never created
+    sink = ClickHouseSink(connect_clickhouse(chdb_settings()), gone)
+    clock = FakeClock(T)
+    runner = RealtimeRunner([spp(replay)], sink, clock=clock)
+    (report,) = runner.run_once()
+    assert report.iso == "SPP" and report.rows == 0
+    assert report.error is not None and report.error.startswith("DatabaseError")
+    assert runner.registry.get_sample_value("hmco_rt_poll_errors_total", {"iso": "SPP"}) == 1.0
+    stop = threading.Event()
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+        if len(waits) == 3:
+            stop.set()
+
+    runner.run_forever(stop, wait=wait)
+    assert waits == [300.0, 300.0, 300.0]
+    assert replay.requests == []

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from hmco.config import Settings
-from hmco.errors import AuthenticationError, NoData, PayloadError, RequestRejected
+from hmco.errors import AuthenticationError, NoData, PayloadError, RequestRejected, SchemaDriftError
 from hmco.schemas import get_dataset
 from hmco.sources.base import RawPayload
 from hmco.sources.census import Census
@@ -251,6 +251,13 @@ def test_truncated_json_is_payload_error(replay: ReplayServer, settings: Setting
         run(census(replay, settings), V2023)
 
 
+def test_acs_data_row_that_is_not_an_array_is_schema_drift(replay: ReplayServer, settings: Settings) -> None:
+    body = b'[["NAME","B01001_001E","state"],["Alabama","5108468","01"],5]'
+    replay.add(ACS_PATH, Reply(body=body))
+    with pytest.raises(SchemaDriftError, match="data row that is not an array"):
+        run(census(replay, settings, variables=["B01001_001E"]), V2023)
+
+
 # ---------------------------------------------------------------------------------------------
 # timeseries
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +323,16 @@ def test_timeseries_annual_time_strings_start_the_year(replay: ReplayServer, set
     assert replay.requests[0].param("time") == "from 2023 to 2024"
     assert table.column("ts").to_pylist() == [utc(2023, 1, 1), utc(2024, 1, 1)]
     assert table.column("value").to_pylist() == [7245911.0, 7402318.0]
+
+
+def test_timeseries_impossible_month_is_schema_drift(replay: ReplayServer, settings: Settings) -> None:
+    body = (
+        b'[["cell_value","data_type_code","time_slot_id","error_data","category_code","seasonally_adj",'
+        b'"time","us"],["709345","SM","0","no","44X72","yes","2024-13","1"]]'
+    )
+    replay.add(MARTS_PATH, Reply(body=body))
+    with pytest.raises(SchemaDriftError, match="impossible month"):
+        run(census(replay, settings, "census_timeseries"), Window.of("2024-01-01", "2024-02-01"))
 
 
 def test_timeseries_window_without_a_period_start_makes_no_request(

@@ -426,6 +426,25 @@ def test_html_or_truncated_body_raises_payload_error(
     assert len(info.value.context["sha256"]) == 64
 
 
+def test_bare_json_null_body_raises_payload_error_instead_of_crashing(
+    replay: ReplayServer, eia_settings: Settings, fake_time: FakeTime
+) -> None:
+    # pyarrow.json segfaults on a bare ``null`` document; the client must never hand it one.
+    replay.add(DAILY, Reply(body=b"null\n"))
+    with pytest.raises(PayloadError, match="not a JSON object: null"):
+        list(make(replay, eia_settings, fake_time).fetch(Window.day("2024-07-01")))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"response": {"data": {"period": "2024-07-01"}}}', b'{"response": {"data": [1, 2]}}'],
+    ids=["data-object", "data-of-numbers"],
+)
+def test_response_data_that_is_not_a_list_of_rows_raises_payload_error(body: bytes) -> None:
+    with pytest.raises(PayloadError, match="not a list of row objects"):
+        parse_eia(body, "eia_daily_fuel")
+
+
 def test_missing_api_key_raises_before_any_request(
     replay: ReplayServer, settings: Settings, fake_time: FakeTime
 ) -> None:
@@ -460,6 +479,13 @@ def test_empty_result_with_require_data_raises_no_data(
 def test_facet_of_another_dataset_is_a_config_error(eia_settings: Settings) -> None:
     with pytest.raises(ConfigError, match="fueltypes"):
         EIA("eia_hourly_region", settings=eia_settings, fueltypes=["NG"])
+
+
+def test_facet_values_given_as_one_comma_string_are_split(eia_settings: Settings) -> None:
+    # UIS YAML may pass `respondents: "PJM, MISO"`; EIA would match no respondent named "PJM,MISO".
+    src = EIA("eia_hourly_fuel", settings=eia_settings, respondents="PJM, MISO")
+    assert src.facets == {"respondent": ["PJM", "MISO"]}
+    assert src.scope() == {"region": ["PJM", "MISO"]}
 
 
 def test_page_length_over_5000_is_a_config_error(eia_settings: Settings) -> None:

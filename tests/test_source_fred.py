@@ -263,6 +263,15 @@ def test_xml_body_raises_payload_error(
         list(make(replay, fred_settings, fake_time).fetch(JULY))
 
 
+def test_bare_json_null_body_raises_payload_error_instead_of_crashing(
+    replay: ReplayServer, fred_settings: Settings, fake_time: FakeTime
+) -> None:
+    # pyarrow.json segfaults on a bare ``null`` document; the client must never hand it one.
+    replay.add(OBS, Reply(body=b"null"))
+    with pytest.raises(PayloadError, match="not a JSON object: null"):
+        list(make(replay, fred_settings, fake_time).fetch(JULY))
+
+
 def test_empty_observations_are_an_empty_canonical_table(
     replay: ReplayServer, fred_settings: Settings, fake_time: FakeTime
 ) -> None:

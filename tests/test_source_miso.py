@@ -210,6 +210,41 @@ def test_nodes_param_filters_rows(replay: ReplayServer, settings) -> None:  # ty
     assert table.column("node").to_pylist() == ["ARKANSAS.HUB"] * 4
 
 
+def test_nodes_param_given_as_one_string_filters_rows(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
+    # UIS YAML may pass `nodes: ARKANSAS.HUB`; it is one node, not a list of characters.
+    replay.add(FEED + "Rolling", Reply.file("miso/rolling_20260727.json"))
+    with _miso(replay, settings, nodes="ARKANSAS.HUB") as src:
+        table = _read(src, Window(_utc(2026, 7, 27, 13, 0), _utc(2026, 7, 27, 14, 0)))
+    assert table.column("node").to_pylist() == ["ARKANSAS.HUB"] * 4
+
+
+def test_window_from_yesterday_past_today_plans_previous_and_rolling(settings) -> None:  # type: ignore[no-untyped-def]
+    src = MISO(
+        settings=settings, base_url="http://127.0.0.1:9", min_interval=0, now=lambda: JULY_27_AFTERNOON
+    )
+    # 2026-07-26 00:00 EST .. 2026-07-28 01:00 EST: three market days, the last one still ahead
+    window = Window(_utc(2026, 7, 26, 5), _utc(2026, 7, 28, 6))
+    assert src.plan(window) == [
+        ("Previous", Window(_utc(2026, 7, 26, 5), _utc(2026, 7, 27, 5))),
+        ("Rolling", Window(_utc(2026, 7, 27, 5), _utc(2026, 7, 28, 5))),
+    ]
+    src.close()
+
+
+def test_feed_with_a_nested_array_after_data_still_parses() -> None:
+    body = (
+        b'{"headers":["INTERVAL","CPNODE","LMP","MLC","MCC"],'
+        b'"data":[["2026-07-27T08:15:00","ARKANSAS.HUB","23.5","-0.5","0.3"]],"notes":[["x"]]}'
+    )
+    (row,) = parse_miso_five_min(body).to_pylist()
+    assert (row["ts"], row["node"], row["lmp"], row["loss"]) == (
+        _utc(2026, 7, 27, 13, 15),
+        "ARKANSAS.HUB",
+        23.5,
+        -0.5,
+    )
+
+
 def test_each_feed_is_paced_to_one_request_a_minute(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
     replay.add(FEED + "Rolling", Reply.file("miso/rolling_20260727.json"))
     replay.add(FEED + "Previous", Reply.file("miso/previous_20260726.json"))

@@ -248,6 +248,14 @@ def test_nodes_param_filters_rows(replay: ReplayServer, settings) -> None:  # ty
     assert table["node"].to_pylist() == ["SPPNORTH_HUB"]
 
 
+def test_nodes_param_given_as_one_string_filters_rows(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
+    # UIS YAML may pass `nodes: SPPNORTH_HUB`; it is one node, not a list of characters.
+    replay.add(DOWNLOAD, Reply.file("spp/RTBM-LMP-SL-202607271625.csv"))
+    with _spp(replay, settings, nodes="SPPNORTH_HUB") as src:
+        table = _read(src, Window(_utc(2026, 7, 27, 21, 20), _utc(2026, 7, 27, 21, 25)))
+    assert table["node"].to_pylist() == ["SPPNORTH_HUB"]
+
+
 def test_requests_are_paced_with_injected_sleep(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
     replay.add(DOWNLOAD, Reply.file("spp/RTBM-LMP-SL-202607271625.csv"))
     waits: list[float] = []

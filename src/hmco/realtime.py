@@ -122,8 +122,11 @@ class RealtimeRunner:
         due = [iso for iso in self.sources if force or self._next_due.get(iso, now) <= now]
         if not due:
             return []
-        with self._lock:
-            newest = self._refresh_newest(now)
+        try:
+            with self._lock:
+                newest = self._refresh_newest(now)
+        except Exception as exc:  # the store is unreachable: report, and retry at the next cadence
+            return self._store_unavailable(due, now, exc)
         reports = []
         for iso in due:
             report = self._poll(iso, self.sources[iso], now, newest.get(iso))
@@ -231,9 +234,25 @@ class RealtimeRunner:
                 log.error("%s: sink %s failed for %s: %s", iso, getattr(extra, "name", extra), window, exc)
         return table, count
 
+    def _store_unavailable(self, due: list[str], now: datetime, exc: Exception) -> list[PollReport]:
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("real-time store unreachable; polls of %s retried next cadence: %s", ", ".join(due), error)
+        reports = []
+        for iso in due:
+            self._m_errors.labels(iso=iso).inc()
+            self._next_due[iso] = now + self._cadence[iso]
+            reports.append(PollReport(iso, error=error))
+        if self._newest is not None:  # the last known positions: the lag keeps growing while it is down
+            self._publish_lag(now)
+        return reports
+
     # state and metrics -----------------------------------------------------------------------------
     def _refresh_newest(self, now: datetime) -> dict[str, datetime]:
-        found = newest_intervals(self.sink.client, self.sink.layout, now - self.max_gap)
+        client, layout = self.sink.client, self.sink.layout
+        found = newest_intervals(client, layout, now - self.max_gap)
+        missing = [iso for iso in self.sources if iso not in found]
+        if missing:  # behind by more than max_gap (or empty): look further back so catch-up still starts
+            found.update(newest_intervals(client, layout, None, isos=missing))
         self._newest = {iso: found[iso] for iso in self.sources if iso in found}
         return dict(self._newest)
 

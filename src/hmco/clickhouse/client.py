@@ -94,7 +94,7 @@ def _chdb_client(path: Path, database: str, chdb_options: dict[str, Any] | None)
 
 
 def _quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def close_chdb() -> None:

@@ -329,6 +329,6 @@ def _ident(name: str) -> str:
     """Quote an identifier only when needed (names from schemas and settings; never user data)."""
     if name.replace("_", "").isalnum() and not name[0].isdigit():
         return name
-    if "`" in name:
-        raise SchemaError(f"identifier {name!r} contains a backquote")
+    if "`" in name or "\\" in name:  # a backslash would escape the closing backquote
+        raise SchemaError(f"identifier {name!r} contains a backquote or backslash")
     return f"`{name}`"

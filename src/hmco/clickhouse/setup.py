@@ -90,16 +90,25 @@ def refresh_rollups(
         client.command(sql, parameters=params)
 
 
-def newest_intervals(client: Client, layout: ClickHouseLayout, since: datetime) -> dict[str, datetime]:
+def newest_intervals(
+    client: Client, layout: ClickHouseLayout, since: datetime | None, isos: Iterable[str] | None = None
+) -> dict[str, datetime]:
     """Newest interval end per ISO among rows with ``ts >= since`` (partition-pruned; raw rows, no FINAL).
 
+    ``since=None`` searches all rows (of ``isos`` only, when given: the ORDER BY prefix prunes the rest).
     Revisions never move an interval's end, so the raw maximum equals the deduplicated one.
     """
-    sql = (
-        f"SELECT iso, max(interval_end) FROM {layout.store} "
-        f"WHERE {layout.time_column} >= {{since:DateTime64(6, 'UTC')}} GROUP BY iso"
-    )
-    table = client.query_arrow(sql, parameters={"since": _naive(since)})
+    clauses: list[str] = []
+    params: dict[str, object] = {}
+    if since is not None:
+        clauses.append(f"{layout.time_column} >= {{since:DateTime64(6, 'UTC')}}")
+        params["since"] = _naive(since)
+    if isos is not None:
+        clauses.append("iso IN {isos:Array(String)}")
+        params["isos"] = sorted(set(isos))
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    sql = f"SELECT iso, max(interval_end) FROM {layout.store} {where}GROUP BY iso"
+    table = client.query_arrow(sql, parameters=params)
     isos = table.column(0).to_pylist()
     ends = table.column(1).to_pylist()
     return {str(i): _aware(e) for i, e in zip(isos, ends, strict=True)}

@@ -104,9 +104,11 @@ def check_continuity(
         lo, hi = _micros(window.start), _micros(window.end)
         anchor: Any = pl.lit(lo)
         span_first, span_last = pl.lit(lo), pl.lit(lo + ((hi - lo - 1) // step) * step)
+        # A row outside the window must not stand in for a missing step inside it: it counts as off-grid.
+        on_grid = (((t - anchor) % step) == 0) & (t >= lo) & (t < hi)
     else:
         anchor, span_first, span_last = t.min(), t.min(), t.max()
-    on_grid = ((t - anchor) % step) == 0
+        on_grid = ((t - anchor) % step) == 0
     agg = df.group_by(keys).agg(
         rows=pl.len(),
         distinct=t.n_unique(),

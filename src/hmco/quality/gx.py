@@ -134,11 +134,17 @@ class _GXRuntime:
 
     def run(self, compiled: _Compiled, frame: Any, parameters: dict[str, Any], sample_size: int) -> Any:
         with self._lock:  # GX contexts are not thread-safe
-            return compiled.validation.run(
+            result = compiled.validation.run(
                 batch_parameters={"dataframe": frame},
                 expectation_parameters=parameters or None,
                 result_format={"result_format": "SUMMARY", "partial_unexpected_count": sample_size},
             )
+            # ValidationDefinition.run also keeps every result in the context's in-memory store; hmco
+            # stores results itself (GateResult JSON), so drop them or a long-running process grows per batch.
+            store = self.context.validation_results_store
+            for key in store.list_keys():
+                store.remove_key(key)
+            return result
 
 
 class ExpectationGate:

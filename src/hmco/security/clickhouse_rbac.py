@@ -11,6 +11,7 @@ restrict readonly users, so desk users should be ``readonly = 1`` (settings prof
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_DESKS", "Desk", "apply", "render_rbac", "render_role_assignments"]
 
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 WRITER = "etl_writer"
 READER = "bi_reader"
 
@@ -39,20 +41,20 @@ DEFAULT_DESKS = (Desk("desk_west", ("CAISO", "SPP")), Desk("desk_east", ("MISO",
 
 def render_rbac(layout: ClickHouseLayout, desks: Sequence[Desk] = DEFAULT_DESKS) -> list[str]:
     """Every statement (idempotent: IF NOT EXISTS / GRANT), ``ON CLUSTER`` when the layout has a cluster."""
-    on = f" ON CLUSTER {layout.cluster}" if layout.cluster else ""
-    db = layout.database
+    on = _on_cluster(layout)
+    db = _name(layout.database)
     roles = [WRITER, READER, *(d.role for d in desks)]
-    out = [f"CREATE ROLE IF NOT EXISTS {role}{on}" for role in roles]
+    out = [f"CREATE ROLE IF NOT EXISTS {_name(role)}{on}" for role in roles]
     out.append(f"GRANT{on} SELECT, INSERT ON {db}.* TO {WRITER}")
     out.append(f"GRANT{on} SELECT ON {db}.* TO {READER}")
-    out += [f"GRANT{on} SELECT ON {db}.* TO {d.role}" for d in desks]
-    desk_roles = ", ".join(d.role for d in desks)
+    out += [f"GRANT{on} SELECT ON {db}.* TO {_name(d.role)}" for d in desks]
+    desk_roles = ", ".join(_name(d.role) for d in desks)
     for table in layout.row_tables():
         for desk in desks:
             isos = ", ".join(_quote(iso) for iso in desk.isos)
             out.append(
-                f"CREATE ROW POLICY IF NOT EXISTS {desk.role}_rows{on} ON {table} "
-                f"FOR SELECT USING iso IN ({isos}) AS PERMISSIVE TO {desk.role}"
+                f"CREATE ROW POLICY IF NOT EXISTS {_name(desk.role + '_rows')}{on} ON {table} "
+                f"FOR SELECT USING iso IN ({isos}) AS PERMISSIVE TO {_name(desk.role)}"
             )
         except_clause = f" EXCEPT {desk_roles}" if desks else ""
         out.append(
@@ -64,8 +66,12 @@ def render_rbac(layout: ClickHouseLayout, desks: Sequence[Desk] = DEFAULT_DESKS)
 
 def render_role_assignments(layout: ClickHouseLayout, users: Mapping[str, Iterable[str]]) -> list[str]:
     """``GRANT <role> TO <user>`` for each user's roles (users themselves are managed by the platform)."""
-    on = f" ON CLUSTER {layout.cluster}" if layout.cluster else ""
-    return [f"GRANT{on} {', '.join(roles)} TO {user}" for user, roles in sorted(users.items()) if roles]
+    on = _on_cluster(layout)
+    return [
+        f"GRANT{on} {', '.join(_name(r) for r in roles)} TO {_name(user)}"
+        for user, roles in sorted(users.items())
+        if roles
+    ]
 
 
 def apply(client: Client, statements: Iterable[str]) -> list[str]:
@@ -75,6 +81,17 @@ def apply(client: Client, statements: Iterable[str]) -> list[str]:
         client.command(stmt)
         ran.append(stmt)
     return ran
+
+
+def _on_cluster(layout: ClickHouseLayout) -> str:
+    return f" ON CLUSTER {_name(layout.cluster)}" if layout.cluster else ""
+
+
+def _name(name: str) -> str:
+    """A role, user, policy, database or cluster name: bare when plain, else backquoted and escaped."""
+    if _PLAIN.match(name):
+        return name
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def _quote(value: str) -> str:

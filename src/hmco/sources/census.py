@@ -199,6 +199,13 @@ def _cells(rows: list[list[Any]], width: int, *, url: str, dataset: str) -> pa.A
     try:
         lists = pa.array(rows, type=pa.list_(pa.string()))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
+        if not all(isinstance(row, list) for row in rows):
+            raise SchemaDriftError(
+                "Census API body has a data row that is not an array",
+                source="census",
+                dataset=dataset,
+                url=url,
+            ) from None
         lists = pa.array(
             [[None if v is None else str(v) for v in row] for row in rows], type=pa.list_(pa.string())
         )
@@ -411,7 +418,15 @@ def period_starts(time_text: pa.Array, *, url: str = "") -> pa.Array:
     q_month = pc.take(_QUARTER_MONTH, q_index)
     month = pc.if_else(pc.equal(month, ""), pc.if_else(pc.equal(quarter, ""), "01", q_month), month)
     iso = pc.binary_join_element_wise(year, month, "01", "-")
-    return iso.cast(pa.date32()).cast(pa.timestamp("us")).cast(TS)
+    try:
+        return iso.cast(pa.date32()).cast(pa.timestamp("us")).cast(TS)
+    except pa.ArrowInvalid as exc:  # a month outside 01..12
+        raise SchemaDriftError(
+            f"Census timeseries `time` has an impossible month: {exc}",
+            source="census",
+            dataset=TIMESERIES,
+            url=url,
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from hmco.errors import (
 )
 from hmco.schemas import TS, conform, get_dataset
 from hmco.security.redaction import redact_bytes, redact_text, register_secret
-from hmco.sources.base import RawPayload, Source, register_source
+from hmco.sources.base import RawPayload, Source, as_list, register_source
 from hmco.sources.http import HttpClient
 from hmco.windows import Window
 
@@ -73,6 +74,7 @@ MAX_PAGE_LENGTH = 5000
 SPOT_ROUTES = ("natural-gas/pri/fut", "petroleum/pri/spt")
 DEFAULT_SPOT_SERIES = ("RNGWHHD", "RWTC", "RBRTE")
 _REGISTER_URL = "https://www.eia.gov/opendata/register.php"
+_JSON_OBJECT = re.compile(rb"\s*\{")
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,10 @@ def read_page(body: bytes, fields: Sequence[str] = (), *, where: Mapping[str, An
     ctx = dict(where or {})
     if not body.strip():
         raise PayloadError("EIA sent an empty body where JSON was expected; retry later", **ctx)
+    if _JSON_OBJECT.match(body) is None:
+        # Not an object (``null``, an array, HTML): pyarrow.json cannot type it -- and crashes the
+        # process on a bare ``null`` (pyarrow 26) -- so let json.loads decide and name the problem.
+        return _read_page_slow(body, fields, ctx)
     try:
         table = _read_document(body, _explicit_schema(fields))
     except pa.ArrowInvalid:
@@ -291,6 +297,8 @@ def _read_page_slow(body: bytes, fields: Sequence[str], ctx: Mapping[str, Any]) 
     if not isinstance(response, dict):
         raise PayloadError(f"EIA response has no 'response' object: {_snippet(body)}", **ctx)
     data = response.get("data") or []
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise PayloadError(f"EIA response.data is not a list of row objects: {_snippet(body)}", **ctx)
     present = {k for row in data[:1000] for k in row}
     wanted = [f for f in dict.fromkeys(("period", *fields, "value")) if f in present]
     arrays = [pa.array([_text(row.get(f)) for row in data], pa.string()) for f in wanted]
@@ -577,7 +585,7 @@ class EIA(Source):
                 f"eia: {self.dataset.name} has no facet(s) {unknown}; it takes {sorted(self.spec.facets)}"
             )
         self.facets: dict[str, list[str]] = {
-            self.spec.facets[k]: _as_list(v) for k, v in given.items() if v is not None
+            self.spec.facets[k]: as_list(v) for k, v in given.items() if v is not None
         }
         is_spot = self.dataset.name == "eia_spot_prices"
         if (route is not None or frequency is not None) and not is_spot:
@@ -768,10 +776,6 @@ def _error_from_response(status: int, body: bytes, ctx: Mapping[str, Any]) -> So
     if 400 <= status < 500:
         return RequestRejected(f"EIA answered HTTP {status}: {_snippet(body)}", **ctx)
     return PayloadError(f"EIA answered HTTP {status} with an unexpected body: {_snippet(body)}", **ctx)
-
-
-def _as_list(value: Sequence[str] | str) -> list[str]:
-    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 def _ceil_hour(value: datetime) -> datetime:

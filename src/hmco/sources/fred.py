@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ _OBSERVATION = pa.struct(
 )
 _SCHEMA = pa.schema([("observations", pa.list_(_OBSERVATION))])
 _KEY_URL = "https://fred.stlouisfed.org/docs/api/api_key.html"
+_JSON_OBJECT = re.compile(rb"\s*\{")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ def read_page(body: bytes, *, where: Mapping[str, Any] | None = None) -> FredPag
     ctx = dict(where or {})
     if not body.strip():
         raise PayloadError("FRED sent an empty body where JSON was expected; retry later", **ctx)
+    if _JSON_OBJECT.match(body) is None:
+        # pyarrow.json crashes the process on a bare ``null`` (pyarrow 26): never hand it a non-object.
+        _loads(body, ctx)
+        raise PayloadError(f"FRED response is not a JSON object: {_snippet(body)}", **ctx)
     try:
         options = pj.ReadOptions(block_size=max(len(body) + 1, 1 << 16), use_threads=False)
         parse = pj.ParseOptions(explicit_schema=_SCHEMA, newlines_in_values=True)

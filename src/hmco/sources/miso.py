@@ -27,7 +27,7 @@ import pyarrow.csv as pcsv
 from hmco.config import Settings
 from hmco.errors import AuthenticationError, PayloadError, RequestRejected, SchemaDriftError
 from hmco.schemas import TS, conform, get_dataset
-from hmco.sources.base import RawPayload, Source, register_source
+from hmco.sources.base import RawPayload, Source, as_list, register_source
 from hmco.sources.http import HostPacer, HttpClient, pacer_for
 from hmco.windows import Window, floor_time
 
@@ -144,9 +144,19 @@ def _read_feed(body: bytes, where: str) -> tuple[list[str], pa.Table]:
             f"gridstatus PR #751); check the URL; {where}: {stripped[:120]!r}"
         )
     span, rest = _split_data(body)
+    if span is not None:
+        try:
+            return _read_envelope(body, rest, span, where)
+        except PayloadError:
+            pass  # the byte scan can mis-delimit "data" (a nested array after it): decode it all
+    return _read_envelope(body, body, None, where)
+
+
+def _read_envelope(body: bytes, doc: bytes, span: bytes | None, where: str) -> tuple[list[str], pa.Table]:
+    """Decode ``doc`` (the body, or the body with the compact ``data`` span cut out) and its rows."""
     try:
-        envelope = json.loads(rest) if span is not None else json.loads(body)
-    except json.JSONDecodeError as exc:
+        envelope = json.loads(doc)
+    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
         raise PayloadError(f"MISO feed body is not valid JSON ({exc}); {where}") from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("headers"), list):
         raise PayloadError(
@@ -299,14 +309,14 @@ class MISO(Source):
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _utcnow,
         feed: str = "auto",
-        nodes: list[str] | None = None,
+        nodes: Sequence[str] | str | None = None,
         timeout: float = 120.0,
     ) -> None:
         super().__init__(dataset, settings=settings)
         if feed.lower() != "auto" and feed.lower() not in _FEEDS:
             raise RequestRejected(f"MISO feed must be auto, current, rolling or previous, not {feed!r}")
         self.feed = feed.lower()
-        self.nodes = list(nodes or [])
+        self.nodes = as_list(nodes)
         self._now = now
         self.min_interval = DEFAULT_MIN_INTERVAL if min_interval is None else min_interval
         self._http = HttpClient(
@@ -346,9 +356,8 @@ class MISO(Source):
                 f"MISO window {window} lies after today's market day {today}", source=self.name
             )
         plan: list[tuple[Feed, Window]] = []
-        for day in (first, last) if first != last else (first,):
-            if day > today:
-                continue
+        for offset in range((min(last, today) - first).days + 1):
+            day = first + timedelta(days=offset)
             dw = _day_window(day)
             part = Window(max(dw.start, window.start), min(dw.end, window.end))
             plan.append(("Rolling" if day == today else "Previous", part))

@@ -33,7 +33,7 @@ import pyarrow.csv as pcsv
 from hmco.config import Settings
 from hmco.errors import AuthenticationError, NoData, PayloadError, RequestRejected, SchemaDriftError
 from hmco.schemas import TS, conform, get_dataset
-from hmco.sources.base import RawPayload, Source, register_source
+from hmco.sources.base import RawPayload, Source, as_list, register_source
 from hmco.sources.http import HostPacer, HttpClient, pacer_for
 from hmco.windows import Window, floor_time
 
@@ -287,12 +287,12 @@ class SPP(Source):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         use_daily_files: bool = False,
-        nodes: list[str] | None = None,
+        nodes: Sequence[str] | str | None = None,
         timeout: float = 60.0,
     ) -> None:
         super().__init__(dataset, settings=settings)
         self.use_daily_files = use_daily_files
-        self.nodes = list(nodes or [])
+        self.nodes = as_list(nodes)
         interval = DEFAULT_MIN_INTERVAL if min_interval is None else min_interval
         self._http = HttpClient(
             base_url or SPP_FILE_BROWSER_URL,
