@@ -265,3 +265,42 @@ def test_windows_after_a_failure_do_not_move_the_watermark_past_it(lake: Lake) -
     resumed = pipe.run(Window.of("2026-11-26T00:00", "2026-11-26T04:00"), resume=True)
     assert [w.status for w in resumed.windows] == ["skipped", "ok", "ok", "ok"]
     assert _curated(lake).num_rows == 3 * 12 * 4
+
+
+def _null_first_node(table: pa.Table) -> pa.Table:
+    nodes = table.column("node").to_pylist()
+    nodes[0] = None
+    return table.set_column(table.schema.get_field_index("node"), "node", pa.array(nodes, pa.string()))
+
+
+def test_batch_that_cannot_be_stored_is_quarantined_with_a_typed_error(lake: Lake) -> None:
+    import pyarrow.parquet as pq
+
+    pipe = Pipeline(
+        SyntheticISO(nodes=4, settings=lake.settings), lake=lake, name="rt", transforms=[_null_first_node]
+    )
+    with pytest.raises(PipelineError) as info:
+        pipe.run(SIX_HOURS)
+    outcome = info.value.report.windows[0]
+    assert "SchemaError" in outcome.error and "'node' has 1 null" in outcome.error
+    quarantine = outcome.error.split("quarantine=")[1].split(",")[0].rstrip("]")
+    fs, path = lake.filesystem(quarantine)
+    kept = pq.read_table(path, filesystem=fs)
+    assert kept.num_rows == 4 * 72 and kept.column("node").null_count == 1
+    assert _curated(lake).num_rows == 0
+
+
+def test_a_revision_inside_one_batch_publishes_only_the_last_value(lake: Lake) -> None:
+    def revise_first_row(table: pa.Table) -> pa.Table:
+        revised = table.slice(0, 1)
+        revised = revised.set_column(revised.schema.get_field_index("lmp"), "lmp", pa.array([999.0]))
+        return pa.concat_tables([table, revised], promote_options="permissive")
+
+    pipe = Pipeline(
+        SyntheticISO(nodes=4, settings=lake.settings), lake=lake, name="rt", transforms=[revise_first_row]
+    )
+    report = pipe.run(SIX_HOURS)
+    out = _curated(lake)
+    assert report.rows == out.num_rows == 4 * 72
+    first = out.filter(pc.and_(pc.equal(out["node"], "SYNTH_HUB_00000"), pc.equal(out["ts"], out["ts"][0])))
+    assert 999.0 in out.column("lmp").to_pylist() and first.num_rows == 1

@@ -20,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hmco._logging import get_logger
-from hmco.errors import HmcoError, PayloadError, PipelineError, QualityGateFailed
+from hmco.errors import HmcoError, PayloadError, PipelineError, QualityGateFailed, SchemaError
 from hmco.lake import Lake
 from hmco.monitoring.metrics import metrics_for
 from hmco.quality.gate import Gate, GateResult
@@ -31,7 +32,7 @@ from hmco.sinks.base import Sink, WriteResult
 from hmco.sinks.iceberg import IcebergSink
 from hmco.sinks.raw import RawArchive
 from hmco.sources.base import Source
-from hmco.transforms.rows import dedupe_latest, filter_window
+from hmco.transforms.rows import dedupe_latest
 from hmco.windows import Window, as_utc
 
 __all__ = ["Pipeline", "RunReport", "Transform", "WindowOutcome"]
@@ -240,7 +241,7 @@ class Pipeline:
         outcome = WindowOutcome(window, "ok", batch_id=uuid.uuid4().hex[:16])
         try:
             table = self._collect(window, outcome)
-            outcome.rows, outcome.bytes = table.num_rows, table.nbytes
+            outcome.rows, outcome.bytes = table.num_rows, table.nbytes  # published rows replace this
             if table.num_rows == 0:
                 outcome.status = "empty"
                 if advance_watermark:
@@ -284,10 +285,11 @@ class Pipeline:
         table = _concat(tables, self.dataset)
         for transform in self.transforms:
             table = transform(table)
-        table = conform(table, self.dataset)
-        inside = filter_window(table, window, self.dataset.time_column)
+        # Lenient: cast what can be cast, but keep nulls, odd types and duplicates for the gate to name.
+        table = conform(table, self.dataset, strict=False)
+        inside = _inside_window(table, window, self.dataset.time_column)
         outcome.dropped_outside_window = table.num_rows - inside.num_rows
-        return dedupe_latest(inside, self.dataset.primary_key)
+        return inside
 
     def _scope(self, table: pa.Table) -> dict[str, list[Any]]:
         scope: dict[str, list[Any]] = dict(self.source.scope())
@@ -297,28 +299,47 @@ class Pipeline:
         return scope
 
     def _stage_gate_publish(
-        self, table: pa.Table, window: Window, outcome: WindowOutcome, advance: bool
+        self, batch: pa.Table, window: Window, outcome: WindowOutcome, advance: bool
     ) -> None:
-        scope = self._scope(table)
+        """Write–audit–publish: staged ← batch, gate(batch), curated ← de-duplicated batch.
+
+        ``batch`` is as parsed (conformed leniently): the gate sees duplicates, nulls and bad types
+        exactly as the source sent them. A batch that fails the gate, or that cannot be stored in its
+        canonical schema, is also written to a quarantine file and nothing is published.
+        """
         ds, bid = self.dataset, outcome.batch_id
-        if self.staged is not None:
+        try:
+            table: pa.Table | None = conform(batch, ds)
+            schema_error: SchemaError | None = None
+        except SchemaError as exc:
+            table, schema_error = None, exc
+        scope = self._scope(table) if table is not None else dict(self.source.scope())
+        if table is not None and self.staged is not None:
             outcome.writes.append(
                 self.staged.write(table, dataset=ds, window=window, batch_id=bid, scope=scope)
             )
         if self.gate is not None:
-            result = self.gate.check(table, self.dataset, window)
-            self._store_gate_result(result, window, outcome.batch_id)
+            result = self.gate.check(batch, ds, window)
+            self._store_gate_result(result, window, bid)
             metrics_for().record_gate(result)
             outcome.warnings = [o.name for o in result.warnings]
             if not result.passed:
                 names = [o.name for o in result.failed]
-                where = "staged" if self.staged is not None else "nowhere (staging is off)"
+                kept = self._quarantine(batch, window, bid)
+                if table is not None and self.staged is not None:
+                    kept = f"staged and {kept}"
                 raise QualityGateFailed(
-                    f"{self.dataset.name} window {window} failed {len(names)} expectation(s): {', '.join(names)}; "
-                    f"nothing was published, the batch is kept in {where} (batch {outcome.batch_id})",
+                    f"{ds.name} window {window} failed {len(names)} expectation(s): {', '.join(names)}; "
+                    f"nothing was published, the batch is kept in {kept} (batch {bid})",
                     failed=names,
                     result=result,
                 )
+        if table is None:
+            assert schema_error is not None
+            schema_error.context["quarantine"] = self._quarantine(batch, window, bid)
+            raise schema_error
+        table = dedupe_latest(table, ds.primary_key)
+        outcome.rows, outcome.bytes = table.num_rows, table.nbytes
         outcome.writes.append(
             self.curated.write(
                 table,
@@ -334,6 +355,22 @@ class Pipeline:
                 sink.write(table, dataset=ds, window=window, batch_id=bid, watermark=window.end)
             )
 
+    def _quarantine(self, batch: pa.Table, window: Window, batch_id: str) -> str:
+        """Keep a batch that must not be published, byte-exact as Arrow saw it, for inspection."""
+        import pyarrow.parquet as pq
+
+        path = self._side_path("_quarantine", window, batch_id, "parquet")
+        fs, local = self.lake.filesystem(path)
+        pq.write_table(batch, local, filesystem=fs, compression="zstd")
+        log.warning("%s: window %s quarantined to %s", self.name, window, path)
+        return path
+
+    def _side_path(self, folder: str, window: Window, batch_id: str, ext: str) -> str:
+        root = f"{self.lake.storage_location('staged').rstrip('/')}/{folder}/{self.dataset.name}"
+        fs, base = self.lake.filesystem(root)
+        fs.create_dir(base, recursive=True)
+        return f"{root}/{window.start.strftime('%Y%m%dT%H%M%SZ')}_{batch_id}.{ext}"
+
     def _advance_empty(self, window: Window, outcome: WindowOutcome) -> None:
         """An empty window deletes nothing (a source outage must not erase data); it only moves the watermark."""
         from hmco.lake import WATERMARK_PREFIX
@@ -347,13 +384,10 @@ class Pipeline:
 
     def _store_gate_result(self, result: GateResult, window: Window, batch_id: str) -> str:
         """Write the gate's JSON result beside the staged data: ``_quality/<dataset>/<window>_<batch>.json``."""
-        root = f"{self.lake.storage_location('staged').rstrip('/')}/_quality/{self.dataset.name}"
-        fs, base = self.lake.filesystem(root)
-        fs.create_dir(base, recursive=True)
-        stamp = window.start.strftime("%Y%m%dT%H%M%SZ")
-        path = f"{base}/{stamp}_{batch_id}.json"
+        path = self._side_path("_quality", window, batch_id, "json")
+        fs, local = self.lake.filesystem(path)
         doc = {**result.to_dict(), "pipeline": self.name, "batch_id": batch_id}
-        with fs.open_output_stream(path) as out:
+        with fs.open_output_stream(local) as out:
             out.write(json.dumps(doc, default=str, indent=2).encode())
         return path
 
@@ -385,6 +419,18 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, source={self.source!r}, dataset={self.dataset.name!r})"
+
+
+def _inside_window(table: pa.Table, window: Window, column: str) -> pa.Table:
+    """Rows in the window; rows whose time is null or unreadable stay, for the gate to name them."""
+    if table.num_rows == 0 or column not in table.column_names:
+        return table
+    if not pa.types.is_timestamp(table.schema.field(column).type):
+        return table
+    ts = table.column(column)
+    start, end = pa.scalar(window.start, type=ts.type), pa.scalar(window.end, type=ts.type)
+    inside = pc.and_(pc.greater_equal(ts, start), pc.less(ts, end))
+    return table.filter(pc.fill_null(inside, True))
 
 
 def _concat(tables: Iterable[pa.Table], dataset: Dataset) -> pa.Table:

@@ -369,13 +369,19 @@ def get_dataset(name: str | Dataset) -> Dataset:
 
 
 def conform(
-    table: pa.Table, dataset: Dataset | str, *, extra: Literal["drop", "keep", "error"] = "keep"
+    table: pa.Table,
+    dataset: Dataset | str,
+    *,
+    extra: Literal["drop", "keep", "error"] = "keep",
+    strict: bool = True,
 ) -> pa.Table:
     """Cast ``table`` to the dataset's canonical schema, by column name.
 
-    Missing nullable columns are added as nulls; missing required columns, nulls in required columns
-    and impossible casts raise :class:`SchemaError` naming the column. Extra columns are kept after the
-    canonical ones (schema evolution), dropped, or rejected, as ``extra`` says.
+    Missing nullable columns are added as nulls. With ``strict`` (the default) missing required
+    columns, nulls in required columns and impossible casts raise :class:`SchemaError` naming the
+    column. With ``strict=False`` they are left as found (absent, null, or in their original type) so a
+    quality gate can name each problem; nothing is dropped. Extra columns are kept after the canonical
+    ones (schema evolution), dropped, or rejected, as ``extra`` says.
     """
     ds = get_dataset(dataset)
     columns: list[pa.Array | pa.ChunkedArray] = []
@@ -383,23 +389,31 @@ def conform(
     for f in ds.schema:
         if f.name not in table.column_names:
             if not f.nullable:
+                if not strict:
+                    continue
                 raise SchemaError(
                     f"{ds.name}: required column {f.name!r} is missing", columns=table.column_names
                 )
             columns.append(pa.nulls(table.num_rows, f.type))
-        else:
-            col = table.column(f.name)
-            if not col.type.equals(f.type):
-                try:
-                    col = col.cast(f.type)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            fields.append(f)
+            continue
+        col = table.column(f.name)
+        field = f
+        if not col.type.equals(f.type):
+            try:
+                col = col.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                if strict:
                     raise SchemaError(
                         f"{ds.name}: column {f.name!r} of type {col.type} cannot be cast to {f.type}: {exc}"
                     ) from None
-            if not f.nullable and col.null_count:
+                field = pa.field(f.name, col.type, nullable=True)
+        if not f.nullable and col.null_count:
+            if strict:
                 raise SchemaError(f"{ds.name}: required column {f.name!r} has {col.null_count} null(s)")
-            columns.append(col)
-        fields.append(f)
+            field = field.with_nullable(True)
+        columns.append(col)
+        fields.append(field)
     extras = [c for c in table.column_names if c not in ds.schema.names]
     if extras and extra == "error":
         raise SchemaError(f"{ds.name}: unexpected column(s) {extras}")
