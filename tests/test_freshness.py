@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hmco.clickhouse import connect_clickhouse
+from hmco.clickhouse import ClickHouseLayout, connect_clickhouse
 from hmco.quality.freshness import (
     FreshnessReport,
     check_freshness,
@@ -17,7 +17,8 @@ from hmco.quality.freshness import (
     iceberg_freshness,
     newest_in_iceberg,
 )
-from hmco.schemas import TS, conform
+from hmco.schemas import TS, conform, get_dataset
+from hmco.windows import Window
 from tests.support.chdb import chdb_settings, unique_database
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -153,24 +154,36 @@ def test_report_sets_prometheus_gauges() -> None:
 
 @pytest.fixture
 def clickhouse():
-    client = connect_clickhouse(chdb_settings(unique_database("fresh")))
-    client.command(
-        "CREATE TABLE rt_lmp (ts DateTime64(6, 'UTC'), iso LowCardinality(String), node String, lmp Float64) "
-        "ENGINE = MergeTree ORDER BY (iso, node, ts)"
-    )
+    from hmco.clickhouse import ensure_schema, layout_from_settings
+
+    settings = chdb_settings(unique_database("fresh"))
+    client = connect_clickhouse(settings)
+    ensure_schema(client, layout_from_settings(settings))
+    _layouts[id(client)] = layout_from_settings(settings)
     return client
 
 
-def _insert(client, iso: str, *times: datetime) -> None:
+_layouts: dict[int, ClickHouseLayout] = {}  # the layout of each fixture client (its database)
+
+
+def _insert(client, iso: str, *times: datetime, minutes: int = 5) -> None:
+    from hmco.sinks.clickhouse import ClickHouseSink
+
+    step = timedelta(minutes=minutes)
     rows = pa.table(
         {
             "ts": pa.array(times, TS),
+            "interval_end": pa.array([t + step for t in times], TS),
             "iso": [iso] * len(times),
+            "market": ["RT5" if minutes == 5 else "RT15"] * len(times),
             "node": ["N1"] * len(times),
             "lmp": [30.0] * len(times),
         }
     )
-    client.insert_arrow("rt_lmp", rows)
+    window = Window(min(times), max(times) + step)
+    ClickHouseSink(client, _layouts[id(client)]).write(
+        rows, dataset=get_dataset("rt_lmp"), window=window, batch_id=f"{iso}-{minutes}"
+    )
 
 
 def test_clickhouse_rt_lmp_freshness_per_iso(clickhouse) -> None:
@@ -185,7 +198,7 @@ def test_clickhouse_rt_lmp_freshness_per_iso(clickhouse) -> None:
     miso = clickhouse_freshness(clickhouse, "rt_lmp", iso="MISO", now=NOW)
     spp = clickhouse_freshness(clickhouse, "rt_lmp", iso="SPP", now=NOW)
     assert (caiso.newest, caiso.age, caiso.status) == (
-        datetime(2026, 11, 26, 11, 50, tzinfo=UTC),
+        datetime(2026, 11, 26, 11, 55, tzinfo=UTC),  # the newest interval's end
         timedelta(minutes=5),
         "fresh",
     )
@@ -193,6 +206,16 @@ def test_clickhouse_rt_lmp_freshness_per_iso(clickhouse) -> None:
     assert (spp.newest, spp.status) == (None, "empty")
     assert caiso.target == "rt_lmp iso=CAISO"
     assert FreshnessReport.of([caiso, miso, spp]).exit_code == 1
+
+
+def test_clickhouse_freshness_reads_each_rows_own_interval_end(clickhouse) -> None:
+    _insert(clickhouse, "SPP", datetime(2026, 11, 26, 11, 45, tzinfo=UTC), minutes=15)  # a 15-minute row
+    spp = clickhouse_freshness(clickhouse, "rt_lmp", iso="SPP", now=NOW)
+    assert (spp.newest, spp.age, spp.status) == (
+        datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
+        timedelta(0),
+        "fresh",
+    )
 
 
 def test_clickhouse_identifiers_are_validated(clickhouse) -> None:

@@ -155,6 +155,83 @@ def test_gap_in_5_minute_series_fails_continuity_with_missing_interval(
     ]
 
 
+def _until(table: pa.Table, end: datetime) -> pa.Table:
+    """Only the rows whose interval starts before ``end`` (a feed that stopped serving at ``end``)."""
+    return table.filter(pc.less(table.column("ts"), pa.scalar(end, RT_LMP.schema.field("ts").type)))
+
+
+def test_stale_batch_with_only_the_first_half_of_the_window_fails_recency(
+    gate: ExpectationGate, batch: pa.Table
+) -> None:
+    stale = _until(batch, datetime(2026, 11, 26, 0, 30, tzinfo=UTC))
+    result = gate.check(stale, RT_LMP, WINDOW)
+    assert [o.name for o in result.failed] == ["recency"]  # every series is gap-free: continuity passes
+    (outcome,) = result.failed
+    assert outcome.column == "interval_end"
+    assert outcome.unexpected_count == 1
+    assert outcome.unexpected_sample == [
+        {"newest_end": "2026-11-26T00:30:00+00:00", "required_end": "2026-11-26T00:50:00+00:00"}
+    ]
+    assert outcome.details["lag_seconds"] == 1800.0
+    assert outcome.details["max_lag_seconds"] == 600.0
+
+
+def test_complete_batch_passes_recency_with_its_newest_interval_end(
+    gate: ExpectationGate, batch: pa.Table
+) -> None:
+    outcome = next(o for o in gate.check(batch, RT_LMP, WINDOW).outcomes if o.name == "recency")
+    assert outcome.success
+    assert outcome.unexpected_sample == []
+    assert (outcome.details["newest_end"], outcome.details["required_end"]) == (
+        "2026-11-26T01:00:00+00:00",
+        "2026-11-26T00:50:00+00:00",
+    )
+    assert outcome.details["lag_seconds"] == 0.0
+
+
+def test_recency_allows_a_shortfall_up_to_the_sla(gate: ExpectationGate, batch: pa.Table) -> None:
+    # rt_lmp's SLA is 10 minutes: data ending 00:50 is just in time, ending 00:45 is stale.
+    just_in_time = _until(batch, datetime(2026, 11, 26, 0, 50, tzinfo=UTC))
+    assert gate.check(just_in_time, RT_LMP, WINDOW).passed
+    too_old = _until(batch, datetime(2026, 11, 26, 0, 45, tzinfo=UTC))
+    assert [o.name for o in gate.check(too_old, RT_LMP, WINDOW).failed] == ["recency"]
+
+
+def test_backfill_of_an_old_complete_window_passes_recency(gate: ExpectationGate) -> None:
+    old = Window(datetime(2019, 3, 10, 9, tzinfo=UTC), datetime(2019, 3, 10, 10, tzinfo=UTC))
+    result = gate.check(synthetic_lmp(old, 3, iso="CAISO"), RT_LMP, old)
+    assert result.passed
+    assert next(o for o in result.outcomes if o.name == "recency").details["newest_end"] == (
+        "2019-03-10T10:00:00+00:00"
+    )
+
+
+def test_recency_passes_an_empty_batch_vacuously(gate: ExpectationGate) -> None:
+    result = gate.check(RT_LMP.schema.empty_table(), RT_LMP, WINDOW)
+    outcome = next(o for o in result.outcomes if o.name == "recency")
+    assert outcome.success
+    assert outcome.details["skipped"] == "empty batch (see row_count)"
+
+
+def test_recency_without_interval_end_uses_ts_plus_frequency() -> None:
+    from hmco.schemas import NOAA_OBSERVATIONS, conform
+
+    hours = [datetime(2026, 11, 26, h, tzinfo=UTC) for h in range(12)]  # 00:00 .. 11:00 of a whole day
+    raw = pa.table({"ts": pa.array(hours, pa.timestamp("us", tz="UTC")), "station": ["KSUA"] * 12})
+    table, day = conform(raw, NOAA_OBSERVATIONS), Window.day("2026-11-26")
+    default = ExpectationGate().check(table, NOAA_OBSERVATIONS, day)
+    assert default.passed  # irregular station reports: recency only warns by default
+    assert [o.name for o in default.warnings] == ["recency"]
+    result = build_gate("noaa_observations", {"recency": {"severity": "error"}}).check(
+        table, NOAA_OBSERVATIONS, day
+    )
+    assert [o.name for o in result.failed] == ["recency"]
+    assert result.failed[0].column == "ts"
+    assert result.failed[0].unexpected_sample == [
+        {"newest_end": "2026-11-26T12:00:00+00:00", "required_end": "2026-11-26T23:40:00+00:00"}
+    ]
+
+
 def test_off_grid_timestamp_fails_continuity(gate: ExpectationGate, batch: pa.Table) -> None:
     shifted = _set(batch, "ts", NODES * 5, datetime(2026, 11, 26, 0, 27, tzinfo=UTC))  # 00:25 -> 00:27
     result = gate.check(shifted, RT_LMP, WINDOW)

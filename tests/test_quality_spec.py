@@ -10,8 +10,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from hmco.config import Settings
 from hmco.errors import SpecError
-from hmco.quality import Expectation, QualitySpec, build_gate, build_suite, default_suite
+from hmco.quality import Expectation, ExpectationGate, QualitySpec, build_gate, build_suite, default_suite
 from hmco.schemas import RT_LMP, TS
 from hmco.sources.synthetic import synthetic_lmp
 from hmco.windows import Window
@@ -43,12 +44,35 @@ def test_rt_lmp_default_suite_covers_schema_keys_ranges_sets_and_continuity() ->
         "in_set.market",
         "row_count",
         "continuity",
+        "recency",
     ]
     assert suite.get("unique.primary_key").columns == ("iso", "market", "node", "ts")
     assert suite.get("range.lmp").params == {"min": -2000.0, "max": 10000.0}
     assert suite.get("continuity").columns == ("iso", "market", "node")
     assert suite.get("continuity").params == {"time_column": "ts", "frequency": 300.0, "edges": False}
     assert suite.get("row_count").severity == "warn"
+    assert suite.get("recency").params == {
+        "time_column": "ts",
+        "max_lag": 600.0,  # rt_lmp's SLA
+        "frequency": 300.0,
+        "end_column": "interval_end",
+    }
+    assert suite.get("recency").severity == "error"
+
+
+def test_recency_is_on_for_hourly_or_finer_series_warn_for_noaa_and_off_for_coarser() -> None:
+    severities = {
+        name: (default_suite(name).get("recency").severity if "recency" in default_suite(name) else None)
+        for name in ("rt_lmp", "da_lmp", "eia_hourly_fuel", "noaa_observations", "fred_observations")
+    }
+    assert severities == {
+        "rt_lmp": "error",
+        "da_lmp": "error",
+        "eia_hourly_fuel": "error",
+        "noaa_observations": "warn",
+        "fred_observations": None,
+    }
+    assert "recency" not in default_suite("census_acs")
 
 
 def test_daily_series_get_no_default_continuity() -> None:
@@ -130,6 +154,51 @@ def test_full_window_continuity_is_not_fooled_by_a_row_past_the_window_end() -> 
     assert result.failed[0].unexpected_sample[0]["missing_ts"] == ["2026-11-26T00:30:00+00:00"]
 
 
+def _first_half() -> pa.Table:
+    table = synthetic_lmp(WINDOW, 4, iso="CAISO")
+    return table.filter(pc.less(table.column("ts"), pa.scalar(datetime(2026, 11, 26, 0, 30, tzinfo=UTC), TS)))
+
+
+def test_recency_max_lag_override_lets_a_shorter_batch_pass() -> None:
+    assert [o.name for o in build_gate("rt_lmp").check(_first_half(), RT_LMP, WINDOW).failed] == ["recency"]
+    suite = build_suite("rt_lmp", {"recency": {"max_lag": "30m"}})
+    assert suite.get("recency").params["max_lag"] == 1800.0
+    assert suite.get("recency").severity == "error"
+    assert build_gate("rt_lmp", {"recency": {"max_lag": "30m"}}).check(_first_half(), RT_LMP, WINDOW).passed
+    tight = build_gate("rt_lmp", {"recency": {"max_lag": "29m"}}).check(_first_half(), RT_LMP, WINDOW)
+    assert [o.name for o in tight.failed] == ["recency"]
+
+
+@pytest.mark.parametrize(
+    "checks", [{"recency": False}, {"recency": {"enabled": False}}, {"disable": ["recency"]}]
+)
+def test_recency_can_be_disabled(checks: dict) -> None:
+    assert "recency" not in build_suite("rt_lmp", checks)
+    assert build_gate("rt_lmp", checks).check(_first_half(), RT_LMP, WINDOW).passed
+
+
+def test_recency_severity_override_turns_a_stale_batch_into_a_warning() -> None:
+    for checks in ({"recency": {"severity": "warn"}}, {"severity": {"recency": "warn"}}):
+        result = build_gate("rt_lmp", checks).check(_first_half(), RT_LMP, WINDOW)
+        assert result.passed
+        assert [o.name for o in result.warnings] == ["recency"]
+
+
+def test_recency_can_be_enabled_for_a_daily_series_but_not_without_a_cadence() -> None:
+    suite = build_suite("fred_observations", {"recency": True})
+    assert suite.get("recency").params == {"time_column": "ts", "max_lag": 1800.0, "frequency": 86400.0}
+    assert suite.get("recency").severity == "error"
+    with pytest.raises(SpecError) as info:
+        build_suite("census_acs", {"recency": {"max_lag": "1d"}})
+    assert info.value.errors == ["checks.recency: census_acs has no interval_end column or frequency"]
+
+
+def test_negative_recency_max_lag_is_an_error_naming_the_field() -> None:
+    with pytest.raises(ValidationError) as info:
+        QualitySpec.model_validate({"recency": {"max_lag": "-5m"}})
+    assert info.value.errors()[0]["loc"][:2] == ("recency", "RecencyCheck")
+
+
 def test_custom_expectation_is_added_and_replaces_by_name() -> None:
     custom = {
         "name": "range.congestion",
@@ -198,13 +267,24 @@ checks:
 """
 
 
-def test_uis_yaml_checks_reach_the_pipeline_gate(settings) -> None:
+def _spec_gate(yaml_text: str, settings: Settings) -> ExpectationGate:
     import hmco
 
-    pipeline = hmco.build_pipeline(UIS, settings=settings)
-    suite = pipeline.gate.suite_for("rt_lmp")
+    gate = hmco.build_pipeline(yaml_text, settings=settings).gate
+    assert isinstance(gate, ExpectationGate)
+    return gate
+
+
+def test_uis_yaml_checks_reach_the_pipeline_gate(settings: Settings) -> None:
+    suite = _spec_gate(UIS, settings).suite_for("rt_lmp")
     assert suite.get("range.lmp").params == {"min": -500.0, "max": 3000.0}
     assert suite.get("continuity").severity == "warn"
+
+
+def test_uis_yaml_recency_override_reaches_the_pipeline_gate(settings: Settings) -> None:
+    spec = UIS.replace("  severity: {continuity: warn}\n", "  recency: {max_lag: 30m, severity: warn}\n")
+    recency = _spec_gate(spec, settings).suite_for("rt_lmp").get("recency")
+    assert (recency.params["max_lag"], recency.severity) == (1800.0, "warn")
 
 
 def test_uis_yaml_with_bad_checks_is_a_spec_error_naming_the_field() -> None:

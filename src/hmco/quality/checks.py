@@ -1,7 +1,7 @@
-"""Expectations evaluated directly on Arrow: the schema's types and the continuity of interval series.
+"""Expectations evaluated directly on Arrow: schema types, continuity and recency of interval series.
 
-Great Expectations has no continuity expectation, and it sees pandas dtypes rather than the Arrow
-types hmco's schemas declare, so these two kinds run here, vectorized (pyarrow / polars), and are
+Great Expectations has no continuity or recency expectation, and it sees pandas dtypes rather than the
+Arrow types hmco's schemas declare, so these kinds run here, vectorized (pyarrow / polars), and are
 reported as ordinary :class:`~hmco.quality.gate.ExpectationOutcome`\\ s in the same result.
 """
 
@@ -13,14 +13,23 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hmco.quality.gate import ExpectationOutcome
 from hmco.quality.suites import Expectation, parse_duration
 from hmco.windows import Window
 
-__all__ = ["ARROW_KINDS", "check_continuity", "check_types", "json_safe", "missing_columns_outcome"]
+__all__ = [
+    "ARROW_KINDS",
+    "check_continuity",
+    "check_recency",
+    "check_types",
+    "json_safe",
+    "missing_columns_outcome",
+]
 
-ARROW_KINDS = frozenset({"types", "continuity"})
+ARROW_KINDS = frozenset({"types", "continuity", "recency"})
+_TS_US = pa.timestamp("us", tz="UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -144,6 +153,59 @@ def check_continuity(
             "frequency_seconds": step / 1e6,
             "edges": edges,
         },
+    )
+
+
+def check_recency(table: pa.Table, exp: Expectation, window: Window | None) -> ExpectationOutcome:
+    """The batch's newest interval end must reach ``window.end - max_lag``: catches stale or short feeds.
+
+    The interval end is ``max(end_column)`` when the batch has that column, else ``max(time_column) +
+    frequency``. Judged against the window, not the wall clock, so complete backfills pass. An empty
+    batch, or a check without a window, passes vacuously (``details["skipped"]`` says why): an empty
+    window is ``row_count``'s business.
+    """
+    p = exp.params
+    lag = parse_duration(p.get("max_lag", 0))
+    details: dict[str, Any] = {"kind": "recency", "engine": "arrow", "max_lag_seconds": lag.total_seconds()}
+    end_col, tcol = p.get("end_column"), str(p.get("time_column", "ts"))
+    if end_col and end_col in table.column_names:
+        column, shift = str(end_col), timedelta(0)
+    elif p.get("frequency") and tcol in table.column_names:
+        column, shift = tcol, parse_duration(p["frequency"])
+    else:
+        return missing_columns_outcome(exp, [str(end_col or tcol)])
+    if not pa.types.is_timestamp(table.schema.field(column).type):
+        return _error(exp, f"time column {column!r} is {table.schema.field(column).type}, not a timestamp")
+    if window is None or table.num_rows == 0:
+        skipped = "no window to judge against" if window is None else "empty batch (see row_count)"
+        return ExpectationOutcome(
+            name=exp.name,
+            success=True,
+            severity=exp.severity,
+            column=column,
+            details={**details, "skipped": skipped},
+        )
+    newest = pc.max(table.column(column).cast(_TS_US))
+    required = window.end - lag
+    details.update(window_end=window.end.isoformat(), required_end=required.isoformat())
+    if not newest.is_valid:
+        return _error(
+            exp, f"column {column!r} has no non-null timestamps: the newest interval end is unknown"
+        )
+    newest_end = int(newest.value) + shift // timedelta(microseconds=1)
+    behind = _micros(window.end) - newest_end
+    ok = newest_end >= _micros(required)
+    details.update(newest_end=_iso(newest_end), lag_seconds=behind / 1e6)
+    return ExpectationOutcome(
+        name=exp.name,
+        success=ok,
+        severity=exp.severity,
+        column=column,
+        unexpected_count=0 if ok else 1,
+        unexpected_sample=[]
+        if ok
+        else [{"newest_end": _iso(newest_end), "required_end": required.isoformat()}],
+        details=details,
     )
 
 

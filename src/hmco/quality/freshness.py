@@ -186,9 +186,20 @@ def clickhouse_freshness(
     """Freshness of ``dataset`` in ClickHouse, optionally of one ISO's rows."""
     ds = get_dataset(dataset)
     filters = {"iso": iso} if iso else None
-    newest = newest_in_clickhouse(client, table=table or ds.name, column=ds.time_column, filters=filters)
+    # Interval data carries its own end (RT15 rows end 15 minutes after ts, RT5 rows 5): judge by it.
+    column = "interval_end" if "interval_end" in ds.schema.names else ds.time_column
+    newest = newest_in_clickhouse(client, table=table or ds.name, column=column, filters=filters)
     target = f"{table or ds.name}" + (f" iso={iso}" if iso else "")
-    return check_freshness(ds, newest, now=now, sla=sla, lag=lag, origin="clickhouse", target=target)
+    return check_freshness(
+        ds,
+        newest,
+        now=now,
+        sla=sla,
+        lag=lag,
+        is_end=column == "interval_end",
+        origin="clickhouse",
+        target=target,
+    )
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ progress bars off. Each suite is compiled once into a GX suite + validation defi
 the suite's fingerprint, so a batch costs one Arrow→pandas conversion and one ``ValidationDefinition.run``.
 
 Routing: ``columns``, ``not_null``, ``unique``, ``between``, ``in_set`` and ``row_count`` run in GX.
-``types`` (Arrow types, which pandas dtypes cannot express) and ``continuity`` (no GX builtin) run
-vectorized on Arrow in :mod:`hmco.quality.checks`; every outcome lands in one :class:`GateResult`.
+``types`` (Arrow types, which pandas dtypes cannot express), ``continuity`` and ``recency`` (no GX
+builtin; recency needs the window) run vectorized on Arrow in :mod:`hmco.quality.checks`; every outcome
+lands in one :class:`GateResult`.
 An expectation GX cannot evaluate (a missing column, a type it cannot compare) counts as failed.
 """
 
@@ -24,6 +25,7 @@ import pyarrow as pa
 from hmco._dependencies import import_optional
 from hmco.quality.checks import (
     check_continuity,
+    check_recency,
     check_types,
     json_safe,
     missing_columns_outcome,
@@ -187,6 +189,8 @@ class ExpectationGate:
                 outcomes[exp.name] = check_types(table, exp)
             elif exp.kind == "continuity":
                 outcomes[exp.name] = check_continuity(table, exp, window, sample_size=self.sample_size)
+            elif exp.kind == "recency":
+                outcomes[exp.name] = check_recency(table, exp, window)
         timings["arrow"] = time.perf_counter() - t0
 
         runnable: list[Expectation] = []

@@ -11,13 +11,16 @@
         iso: [CAISO]                          # or {values: [...], severity: warn}
       row_count: {min: 100, per: hour}        # per window (default), hour or day
       continuity: {edges: true}               # or false to switch it off
+      recency: {max_lag: 30m, severity: warn} # newest interval end >= window end - max_lag (default SLA);
+                                              # true turns it on, false (or enabled: false) off
       severity: {in_set.market: warn}         # change the severity of any expectation by name
       disable: [range.lmp]                    # drop expectations by name
       expectations:                           # add (or replace, by name) full expectations
         - {name: lmp_not_flat, kind: between, column: lmp, params: {min: -1999}, severity: warn}
       sample_size: 20
 
-Order of application: defaults → ranges/allowed/row_count/continuity → expectations → severity → disable.
+Order of application: defaults → ranges/allowed/row_count/continuity/recency → expectations → severity
+→ disable.
 ``build_gate(dataset, checks)`` turns it into a :class:`~hmco.quality.gx.ExpectationGate`.
 """
 
@@ -31,12 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hmco.errors import SpecError
 from hmco.quality.gx import ExpectationGate
 from hmco.quality.suites import (
+    END_COLUMN,
     Expectation,
     Severity,
     Suite,
     continuity_expectation,
     default_suite,
     parse_duration,
+    recency_expectation,
 )
 from hmco.schemas import Dataset, get_dataset
 
@@ -45,6 +50,7 @@ __all__ = [
     "ContinuityCheck",
     "QualitySpec",
     "RangeCheck",
+    "RecencyCheck",
     "RowCountCheck",
     "build_gate",
     "build_suite",
@@ -112,6 +118,23 @@ class ContinuityCheck(_Strict):
         return value
 
 
+class RecencyCheck(_Strict):
+    """The batch must reach ``window.end - max_lag`` (its newest interval end); ``max_lag`` defaults to the SLA."""
+
+    enabled: bool = True
+    max_lag: str | float | None = Field(
+        None, description="allowed shortfall, e.g. 30m; default the dataset's SLA"
+    )
+    severity: Severity | None = None
+
+    @field_validator("max_lag")
+    @classmethod
+    def _max_lag(cls, value: str | float | None) -> str | float | None:
+        if value is not None and parse_duration(value) < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+
 class QualitySpec(_Strict):
     """Overrides of the default suite, as written under ``checks:`` in a UIS YAML spec."""
 
@@ -119,6 +142,7 @@ class QualitySpec(_Strict):
     allowed: dict[str, AllowedCheck | list[str] | None] = Field(default_factory=dict)
     row_count: RowCountCheck | None = None
     continuity: ContinuityCheck | bool | None = None
+    recency: RecencyCheck | bool | None = None
     severity: dict[str, Severity] = Field(default_factory=dict)
     disable: list[str] = Field(default_factory=list)
     expectations: list[Expectation] = Field(default_factory=list)
@@ -218,6 +242,19 @@ def build_suite(dataset: Dataset | str, checks: QualitySpec | dict[str, Any] | N
             problems.append(
                 f"checks.continuity: {ds.name} has no series key/frequency (set continuity.frequency)"
             )
+
+    rec = spec.recency
+    if rec is False or (isinstance(rec, RecencyCheck) and not rec.enabled):
+        if "recency" in suite:
+            drops.append("recency")
+    elif rec is True or isinstance(rec, RecencyCheck):
+        rec = rec if isinstance(rec, RecencyCheck) else RecencyCheck()
+        if END_COLUMN in columns or ds.frequency is not None:
+            lag = parse_duration(rec.max_lag) if rec.max_lag is not None else None
+            prior_sev = suite.get("recency").severity if "recency" in suite else "error"
+            changes.append(recency_expectation(ds, max_lag=lag, severity=rec.severity or prior_sev))
+        else:
+            problems.append(f"checks.recency: {ds.name} has no interval_end column or frequency")
 
     suite = suite.with_expectations(*changes, *spec.expectations)
     for exp in spec.expectations:

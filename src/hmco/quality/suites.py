@@ -18,7 +18,14 @@ name                      kind         what it checks
 ``in_set.<col>``          in_set       ``dataset.allowed_values``
 ``row_count``             row_count    at least one row per window (warn)
 ``continuity``            continuity   interval data: no gaps or duplicates per series in the window
+``recency``               recency      interval data: the newest interval end reaches
+                                       ``window.end - max_lag`` (``max_lag`` = the dataset's SLA)
 ========================  ===========  ============================================================
+
+``recency`` judges the batch against its *window*, never the wall clock: a backfill of an old window
+passes when complete, while a feed that keeps serving old intervals (a stale cache) or stops short of the
+window fails. It is on (error) for interval datasets of hourly or finer cadence, warn-only for irregular
+``noaa_observations``, off otherwise. An empty batch passes it vacuously: that is ``row_count``'s business.
 """
 
 from __future__ import annotations
@@ -43,9 +50,12 @@ __all__ = [
     "Suite",
     "default_suite",
     "parse_duration",
+    "recency_expectation",
 ]
 
-Kind = Literal["columns", "types", "not_null", "unique", "between", "in_set", "row_count", "continuity"]
+Kind = Literal[
+    "columns", "types", "not_null", "unique", "between", "in_set", "row_count", "continuity", "recency"
+]
 Severity = Literal["error", "warn"]
 KINDS: tuple[str, ...] = (
     "columns",
@@ -56,13 +66,16 @@ KINDS: tuple[str, ...] = (
     "in_set",
     "row_count",
     "continuity",
+    "recency",
 )
 
 # Interval data coarser than this is checked for continuity only when a spec asks: daily series skip
 # weekends and holidays (FRED, EIA spot prices) and local-midnight days drift across DST in UTC.
 CONTINUITY_MAX_FREQUENCY = timedelta(hours=1)
-# Datasets whose timestamps are irregular by nature: continuity is recorded, never blocking.
+# Datasets whose timestamps are irregular by nature: continuity and recency are recorded, never blocking.
 _CONTINUITY_WARN_ONLY = frozenset({"noaa_observations"})
+# The column holding each row's interval end, where a dataset has one (else ``ts + frequency``).
+END_COLUMN = "interval_end"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|min|h|d|w)?\s*$")
 _UNIT_SECONDS = {
@@ -95,7 +108,8 @@ class Expectation(BaseModel):
     ``params`` by kind: ``columns`` {columns, exact}; ``types`` {types: {column: arrow type}};
     ``not_null`` {mostly}; ``unique`` (uses ``columns``); ``between`` {min, max, mostly, strict_min,
     strict_max}; ``in_set`` {values, mostly}; ``row_count`` {min, max, per: window|hour|day};
-    ``continuity`` (``columns`` = series key) {time_column, frequency (seconds or "5m"), edges}.
+    ``continuity`` (``columns`` = series key) {time_column, frequency (seconds or "5m"), edges};
+    ``recency`` {time_column, frequency, end_column, max_lag} (``end_column`` or ``frequency`` required).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -132,6 +146,15 @@ class Expectation(BaseModel):
             if not p.get("frequency"):
                 raise ValueError(f"expectation {self.name!r} of kind 'continuity' needs params.frequency")
             parse_duration(p["frequency"])
+        if self.kind == "recency":
+            if not (p.get("end_column") or p.get("frequency")):
+                raise ValueError(
+                    f"expectation {self.name!r} of kind 'recency' needs params.end_column or params.frequency"
+                )
+            if p.get("frequency"):
+                parse_duration(p["frequency"])
+            if parse_duration(p.get("max_lag", 0)) < timedelta(0):
+                raise ValueError(f"expectation {self.name!r}: params.max_lag must not be negative")
         mostly = p.get("mostly")
         if mostly is not None and not 0.0 <= float(mostly) <= 1.0:
             raise ValueError(f"expectation {self.name!r}: params.mostly must be between 0 and 1")
@@ -143,6 +166,8 @@ class Expectation(BaseModel):
         cols = (*((self.column,) if self.column else ()), *self.columns)
         if self.kind == "continuity":
             cols = (*cols, str(self.params.get("time_column", "ts")))
+        if self.kind == "recency":
+            cols = (*cols, str(self.params.get("end_column") or self.params.get("time_column", "ts")))
         return cols
 
     def with_severity(self, severity: Severity) -> Expectation:
@@ -243,7 +268,29 @@ def default_suite(dataset: Dataset | str) -> Suite:
         exps.append(
             continuity_expectation(ds, severity="warn" if ds.name in _CONTINUITY_WARN_ONLY else "error")
         )
+    if ds.frequency is not None and ds.frequency <= CONTINUITY_MAX_FREQUENCY:
+        exps.append(recency_expectation(ds, severity="warn" if ds.name in _CONTINUITY_WARN_ONLY else "error"))
     return Suite(ds.name, tuple(exps))
+
+
+def recency_expectation(
+    ds: Dataset, *, max_lag: timedelta | None = None, severity: Severity = "error"
+) -> Expectation:
+    """The ``recency`` rule: the batch's newest interval end is at least ``window.end - max_lag``.
+
+    ``max_lag`` defaults to the dataset's SLA. The interval end is read from ``interval_end`` where the
+    dataset has that column, else computed as ``ts + frequency``.
+    """
+    end_column = END_COLUMN if END_COLUMN in ds.schema.names else None
+    if end_column is None and ds.frequency is None:
+        raise ValueError(f"dataset {ds.name} has no interval_end column or frequency: recency needs one")
+    lag = ds.sla if max_lag is None else max_lag
+    params: dict[str, Any] = {"time_column": ds.time_column, "max_lag": lag.total_seconds()}
+    if ds.frequency is not None:
+        params["frequency"] = ds.frequency.total_seconds()
+    if end_column is not None:
+        params["end_column"] = end_column
+    return Expectation(name="recency", kind="recency", params=params, severity=severity)
 
 
 def continuity_expectation(
