@@ -76,3 +76,21 @@ def test_rt_ddl_and_rbac_render_without_a_server(env: Settings, capsys: pytest.C
 def test_missing_profile_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--profile", "/nonexistent/p.yaml", "tiers"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_rt_setup_then_one_poll_of_a_feed_lands_rows_in_clickhouse(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hmco.clickhouse import connect_clickhouse
+
+    assert main(["rt", "setup"]) == 0
+    assert "schema ready" in capsys.readouterr().out
+    assert main(["rt", "run", "--isos", "synthetic_iso", "--once", "--lake"]) == 0
+    out = capsys.readouterr().out
+    assert "SYNTH:" in out and "lag SYNTH:" in out
+    client = connect_clickhouse(env)
+    stored = client.query("SELECT count() FROM rt_lmp WHERE iso = 'SYNTH'").result_rows[0][0]
+    assert stored > 0
+    from hmco.lake import Lake
+
+    assert Lake(env).table("rt_lmp").scan().to_arrow().num_rows == stored  # the lake keeps the same rows

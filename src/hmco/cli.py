@@ -163,6 +163,8 @@ def _run_realtime(settings, args: argparse.Namespace) -> int:  # type: ignore[no
 
     lake = Lake(settings)
     sources = [get_source_class(name)(settings=settings) for name in args.isos]
+    if not sources:
+        raise ConfigError("rt run needs at least one source (--isos caiso miso spp)")
     runner = RealtimeRunner(
         sources,
         ClickHouseSink.from_settings(settings),
@@ -170,8 +172,13 @@ def _run_realtime(settings, args: argparse.Namespace) -> int:  # type: ignore[no
         archive=RawArchive(lake),
     )
     if args.once:
-        print(runner.run_once())
-        return 0
+        reports = runner.run_once(force=True)
+        for r in reports:
+            state = "ok" if r.ok else f"FAILED: {r.error}"
+            print(f"{r.iso}: {r.rows:,} rows in {len(r.windows)} window(s), newest {r.newest}  {state}")
+        for iso, lag in sorted(runner.lag().items()):
+            print(f"lag {iso}: {lag:,.0f} s")
+        return 0 if all(r.ok for r in reports) else 1
     stop = threading.Event()
     install_stop_signals(stop)
     runner.run_forever(stop)
