@@ -7,6 +7,7 @@ so a parser bug or a schema drift loses nothing: the payload can be replayed thr
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,13 +16,33 @@ from functools import cached_property
 from typing import Any, ClassVar, Self
 
 import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import SecretStr
 
 from hmco.config import Settings
 from hmco.errors import ConfigError
-from hmco.schemas import Dataset, get_dataset
+from hmco.schemas import TS, Dataset, get_dataset
+from hmco.security.redaction import redact_text, register_secret
 from hmco.windows import Window, floor_time
 
-__all__ = ["SOURCES", "RawPayload", "Source", "as_list", "get_source_class", "register_source"]
+__all__ = [
+    "SOURCES",
+    "RawPayload",
+    "Source",
+    "as_list",
+    "body_sha256",
+    "body_snippet",
+    "get_source_class",
+    "in_window",
+    "is_json_object",
+    "register_source",
+    "secret_value",
+]
+
+_JSON_OBJECT = re.compile(rb"\s*\{")
+_WHITESPACE = re.compile(r"\s+")
+#: extra characters redacted past a snippet's end, so a secret straddling the cut is masked, not halved
+_SNIPPET_LOOKAHEAD = 256
 
 
 def as_list(value: Sequence[str] | str | None) -> list[str]:
@@ -31,6 +52,48 @@ def as_list(value: Sequence[str] | str | None) -> list[str]:
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     return [str(v).strip() for v in value if str(v).strip()]
+
+
+def secret_value(secret: SecretStr | None) -> str | None:
+    """The value of a configured secret (``None`` if unset or empty), registered for redaction everywhere."""
+    value = secret.get_secret_value() if secret is not None else None
+    register_secret(value)
+    return value or None
+
+
+def body_sha256(body: bytes) -> str:
+    """Hex SHA-256 of a payload body: the id error messages and the raw archive name a payload by."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def body_snippet(body: bytes | str, limit: int = 200) -> str:
+    """The first ``limit`` characters of a body on one line, secrets masked, for error messages.
+
+    Only a prefix is decoded (bodies can be 100 MB); an empty or blank body gives ``"<empty body>"``.
+    """
+    head = body[: limit + _SNIPPET_LOOKAHEAD]
+    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    return redact_text(_WHITESPACE.sub(" ", text).strip())[:limit].rstrip() or "<empty body>"
+
+
+def is_json_object(body: bytes) -> bool:
+    """Whether a body starts (after blank space) with ``{``.
+
+    pyarrow.json may only be handed such bodies: it cannot type a non-object and pyarrow 26 crashes the
+    process on a bare ``null``. Anything else goes to ``json.loads`` to be judged.
+    """
+    return _JSON_OBJECT.match(body) is not None
+
+
+def in_window(ts: pa.Array | pa.ChunkedArray, window: Window) -> pa.Array | pa.ChunkedArray:
+    """Mask of timestamps in the half-open ``[window.start, window.end)``; a null timestamp gives null.
+
+    Callers choose what null means: ``Table.filter`` drops those rows, ``pc.all`` skips them.
+    """
+    return pc.and_(
+        pc.greater_equal(ts, pa.scalar(window.start, TS)),
+        pc.less(ts, pa.scalar(window.end, TS)),
+    )
 
 
 @dataclass(frozen=True)
@@ -57,7 +120,7 @@ class RawPayload:
 
     @cached_property
     def sha256(self) -> str:
-        return hashlib.sha256(self.body).hexdigest()
+        return body_sha256(self.body)
 
     @property
     def size(self) -> int:

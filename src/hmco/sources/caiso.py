@@ -48,7 +48,7 @@ from hmco.errors import (
     SourceUnavailable,
 )
 from hmco.schemas import TS, conform, get_dataset
-from hmco.sources.base import RawPayload, Source, register_source
+from hmco.sources.base import RawPayload, Source, body_snippet, in_window, register_source
 from hmco.sources.http import HttpClient
 from hmco.windows import Window, as_utc, floor_time
 
@@ -418,10 +418,7 @@ def parse_oasis_lmp(
         return dataset.schema.empty_table()
     wide = _pivot(long, ctx)
     if window is not None:
-        inside = pc.and_(
-            pc.greater_equal(wide["ts"], pa.scalar(window.start, TS)),
-            pc.less(wide["ts"], pa.scalar(window.end, TS)),
-        )
+        inside = in_window(wide["ts"], window)
         if not pc.all(inside).as_py():
             wide = wide.filter(inside)
     missing_lmp = wide["lmp"].null_count
@@ -444,9 +441,8 @@ def parse_payload(payload: RawPayload, *, require_data: bool = False) -> pa.Tabl
     """Parse one CAISO :class:`RawPayload` (status check, then :func:`parse_oasis_lmp`). Pure."""
     ctx = {"source": payload.source, "dataset": payload.dataset, "url": payload.url, "sha256": payload.sha256}
     if payload.status != 200:
-        snippet = payload.body[:200].decode("utf-8", "replace").replace("\n", " ").strip()
         raise RequestRejected(
-            f"CAISO OASIS answered HTTP {payload.status}: {snippet or '<empty body>'}", **ctx
+            f"CAISO OASIS answered HTTP {payload.status}: {body_snippet(payload.body)}", **ctx
         )
     market = str(payload.meta.get("market", "DAH" if payload.dataset == "da_lmp" else "RT5"))
     if market not in REPORTS:

@@ -31,8 +31,8 @@ from hmco.errors import (
     SourceError,
 )
 from hmco.schemas import TS, conform, get_dataset
-from hmco.security.redaction import redact_bytes, redact_text, register_secret
-from hmco.sources.base import RawPayload, Source, as_list, register_source
+from hmco.security.redaction import redact_bytes
+from hmco.sources.base import RawPayload, Source, as_list, body_snippet, register_source, secret_value
 from hmco.sources.http import HttpClient
 from hmco.windows import Window
 
@@ -132,10 +132,10 @@ def check_census_response(
             if re.search(r"(?i)invalid\s+key", text):
                 raise AuthenticationError(_INVALID_KEY, **where)
             raise PayloadError(
-                f"Census API answered HTTP 200 with an HTML page, not JSON: {_snippet(text)}", **where
+                f"Census API answered HTTP 200 with an HTML page, not JSON: {body_snippet(text)}", **where
             )
         return
-    message = _snippet(text)
+    message = body_snippet(text)
     if status in (401, 403) or re.search(r"(?i)invalid\s+key", text):
         raise AuthenticationError(_INVALID_KEY, **where)
     if status == 400 and (match := _UNKNOWN_VARIABLE.search(text)):
@@ -159,11 +159,6 @@ _INVALID_KEY = (
 )
 
 
-def _snippet(text: str, limit: int = 200) -> str:
-    text = re.sub(r"\s+", " ", text)[:limit]
-    return redact_text(text) or "<empty body>"
-
-
 # --------------------------------------------------------------------------------------------------
 # decoding
 # --------------------------------------------------------------------------------------------------
@@ -185,7 +180,7 @@ def _decode(body: bytes, *, url: str, dataset: str) -> tuple[list[str], list[lis
         ) from None
     if not isinstance(doc, list) or not doc or not isinstance(doc[0], list):
         raise SchemaDriftError(
-            f"Census API body is not an array of arrays with a header row: {_snippet(str(doc))}",
+            f"Census API body is not an array of arrays with a header row: {body_snippet(str(doc))}",
             source="census",
             dataset=dataset,
             url=url,
@@ -579,11 +574,7 @@ class Census(Source):
     def http(self) -> HttpClient:
         """The paced client, built on first use; the optional key is registered as a secret."""
         if self._http is None:
-            secret = self.settings.sources.census_key
-            self._key = (
-                secret.get_secret_value() if secret is not None and secret.get_secret_value() else None
-            )
-            register_secret(self._key)
+            self._key = secret_value(self.settings.sources.census_key)
             self._http = HttpClient(
                 self.base_url, user_agent=self.settings.sources.user_agent, **self._http_options
             )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,8 +45,17 @@ from hmco.errors import (
     SourceError,
 )
 from hmco.schemas import TS, conform, get_dataset
-from hmco.security.redaction import redact_bytes, redact_text, register_secret
-from hmco.sources.base import RawPayload, Source, as_list, register_source
+from hmco.security.redaction import redact_bytes, redact_text
+from hmco.sources.base import (
+    RawPayload,
+    Source,
+    as_list,
+    body_sha256,
+    body_snippet,
+    is_json_object,
+    register_source,
+    secret_value,
+)
 from hmco.sources.http import HttpClient
 from hmco.windows import Window
 
@@ -74,7 +82,6 @@ MAX_PAGE_LENGTH = 5000
 SPOT_ROUTES = ("natural-gas/pri/fut", "petroleum/pri/spt")
 DEFAULT_SPOT_SERIES = ("RNGWHHD", "RWTC", "RBRTE")
 _REGISTER_URL = "https://www.eia.gov/opendata/register.php"
-_JSON_OBJECT = re.compile(rb"\s*\{")
 
 
 @dataclass(frozen=True)
@@ -258,7 +265,7 @@ def read_page(body: bytes, fields: Sequence[str] = (), *, where: Mapping[str, An
     ctx = dict(where or {})
     if not body.strip():
         raise PayloadError("EIA sent an empty body where JSON was expected; retry later", **ctx)
-    if _JSON_OBJECT.match(body) is None:
+    if not is_json_object(body):
         # Not an object (``null``, an array, HTML): pyarrow.json cannot type it -- and crashes the
         # process on a bare ``null`` (pyarrow 26) -- so let json.loads decide and name the problem.
         return _read_page_slow(body, fields, ctx)
@@ -331,8 +338,8 @@ def _as_int(value: Any) -> int | None:
         return None
 
 
-def _snippet(body: bytes, limit: int = 160) -> str:
-    return redact_text(body[:limit].decode("utf-8", "replace").replace("\n", " ").strip()) or "<empty body>"
+def _snippet(body: bytes) -> str:
+    return body_snippet(body, 160)
 
 
 def _error_from_document(doc: Any, status: int | None, ctx: Mapping[str, Any]) -> SourceError:
@@ -380,7 +387,7 @@ def parse_eia(body: bytes, dataset: str) -> pa.Table:
     try:
         return _parse_rows(body, spec, {"source": "eia", "dataset": spec.dataset})
     except HmcoError as exc:
-        exc.context.setdefault("sha256", _sha256(body))  # hashed only on failure: 45 ms per 100 MB
+        exc.context.setdefault("sha256", body_sha256(body))  # hashed only on failure: 45 ms per 100 MB
         raise
 
 
@@ -438,12 +445,6 @@ def _required(spec: EIARoute, field_name: str) -> bool:
         return True
     column = spec.columns.get(field_name)
     return column is not None and not get_dataset(spec.dataset).schema.field(column).nullable
-
-
-def _sha256(body: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(body).hexdigest()
 
 
 def _parse_period(period: pa.Array, ctx: Mapping[str, Any]) -> pa.Array:
@@ -602,9 +603,7 @@ class EIA(Source):
             raise ConfigError(f"eia: page_length must be 1..{MAX_PAGE_LENGTH}, not {page_length}")
         self.page_length = int(page_length)
         self.require_data = bool(require_data)
-        key = self.settings.sources.eia_api_key
-        self._api_key = key.get_secret_value() if key is not None else None
-        register_secret(self._api_key)
+        self._api_key = secret_value(self.settings.sources.eia_api_key)
         interval = MIN_INTERVAL if min_interval is None else min_interval
         self._http = HttpClient(
             base_url or DEFAULT_BASE_URL,
@@ -686,7 +685,7 @@ class EIA(Source):
             resp = self._http.get(path, [("api_key", self._api_key or ""), *params])
             body = redact_bytes(resp.content)
             url, rparams, headers = self._http.describe_request(resp)
-            ctx = {"source": self.name, "dataset": self.dataset.name, "url": url, "sha256": _sha256(body)}
+            ctx = {"source": self.name, "dataset": self.dataset.name, "url": url, "sha256": body_sha256(body)}
             if resp.status_code != 200:
                 raise _error_from_response(resp.status_code, body, ctx)
             page = read_page(body, self.spec.string_fields, where=ctx)

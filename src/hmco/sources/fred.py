@@ -13,11 +13,9 @@ is the string ``"."``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,8 +38,16 @@ from hmco.errors import (
     SourceError,
 )
 from hmco.schemas import TS, conform, get_dataset
-from hmco.security.redaction import redact_bytes, redact_text, register_secret
-from hmco.sources.base import RawPayload, Source, register_source
+from hmco.security.redaction import redact_bytes, redact_text
+from hmco.sources.base import (
+    RawPayload,
+    Source,
+    body_sha256,
+    body_snippet,
+    is_json_object,
+    register_source,
+    secret_value,
+)
 from hmco.sources.http import HttpClient
 from hmco.windows import Window
 
@@ -64,7 +70,6 @@ _OBSERVATION = pa.struct(
 )
 _SCHEMA = pa.schema([("observations", pa.list_(_OBSERVATION))])
 _KEY_URL = "https://fred.stlouisfed.org/docs/api/api_key.html"
-_JSON_OBJECT = re.compile(rb"\s*\{")
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ def read_page(body: bytes, *, where: Mapping[str, Any] | None = None) -> FredPag
     ctx = dict(where or {})
     if not body.strip():
         raise PayloadError("FRED sent an empty body where JSON was expected; retry later", **ctx)
-    if _JSON_OBJECT.match(body) is None:
+    if not is_json_object(body):
         # pyarrow.json crashes the process on a bare ``null`` (pyarrow 26): never hand it a non-object.
         _loads(body, ctx)
         raise PayloadError(f"FRED response is not a JSON object: {_snippet(body)}", **ctx)
@@ -117,7 +122,7 @@ def parse_fred(body: bytes, series_id: str) -> pa.Table:
     try:
         return _parse_rows(body, series_id)
     except HmcoError as exc:
-        exc.context.setdefault("sha256", _sha256(body))  # hashed only on failure
+        exc.context.setdefault("sha256", body_sha256(body))  # hashed only on failure
         raise
 
 
@@ -178,12 +183,8 @@ def _loads(body: bytes, ctx: Mapping[str, Any]) -> Any:
         ) from None
 
 
-def _snippet(body: bytes, limit: int = 160) -> str:
-    return redact_text(body[:limit].decode("utf-8", "replace").replace("\n", " ").strip()) or "<empty body>"
-
-
-def _sha256(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+def _snippet(body: bytes) -> str:
+    return body_snippet(body, 160)
 
 
 def _error_from_document(doc: Any, status: int | None, ctx: Mapping[str, Any]) -> SourceError:
@@ -283,9 +284,7 @@ class FRED(Source):
             if v is not None
         }
         self.require_data = bool(require_data)
-        key = self.settings.sources.fred_api_key
-        self._api_key = key.get_secret_value() if key is not None else None
-        register_secret(self._api_key)
+        self._api_key = secret_value(self.settings.sources.fred_api_key)
         interval = MIN_INTERVAL if min_interval is None else min_interval
         self._http = HttpClient(
             base_url or DEFAULT_BASE_URL,
@@ -346,7 +345,7 @@ class FRED(Source):
                 "dataset": self.dataset.name,
                 "series_id": series_id,
                 "url": url,
-                "sha256": _sha256(body),
+                "sha256": body_sha256(body),
             }
             if resp.status_code != 200:
                 raise _error_from_response(resp.status_code, body, ctx)

@@ -29,6 +29,7 @@ from tenacity import (
 
 from hmco.errors import RateLimited, SourceUnavailable
 from hmco.security.redaction import redact_mapping, redact_url
+from hmco.sources.base import body_snippet
 
 __all__ = ["HostPacer", "HttpClient", "pacer_for", "parse_retry_after"]
 
@@ -130,10 +131,13 @@ class HttpClient:
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.host = urlsplit(self.base_url).netloc
-        if pacer is None and (clock is not None or sleep is not time.sleep):
-            # Injected time (tests, simulations) gets a private pacer on that clock; real time shares one.
-            pacer = HostPacer(min_interval, clock=clock or time.monotonic, sleep=sleep)
+        # Injected time (tests, simulations) gets private pacers on that clock; real time shares them.
+        self._injected_time = clock is not None or sleep is not time.sleep
+        self._clock = clock or time.monotonic
+        if pacer is None and self._injected_time:
+            pacer = HostPacer(min_interval, clock=self._clock, sleep=sleep)
         self.pacer = pacer or pacer_for(self.host, min_interval)
+        self._sub_pacers: dict[str, HostPacer] = {}
         self.throttle_wait = throttle_wait
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -147,6 +151,21 @@ class HttpClient:
             follow_redirects=False,
             verify=verify,
         )
+
+    def sub_pacer(self, key: str, min_interval: float) -> HostPacer:
+        """The pacer of one separately limited part of the host (a feed, a file tree), e.g. MISO's feeds.
+
+        Process-wide ``pacer_for(f"{host}#{key}")`` in real time; with injected time a private pacer on
+        the client's clock and sleep, kept per key. The strictest interval asked for wins.
+        """
+        if not self._injected_time:
+            return pacer_for(f"{self.host}#{key}", min_interval)
+        pacer = self._sub_pacers.get(key)
+        if pacer is None:
+            pacer = self._sub_pacers[key] = HostPacer(min_interval, clock=self._clock, sleep=self._sleep)
+        elif min_interval > pacer.min_interval:
+            pacer.min_interval = min_interval
+        return pacer
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else urljoin(self.base_url, path.lstrip("/"))
@@ -183,13 +202,13 @@ class HttpClient:
                     # (While retrying, this client's own backoff already waits ``retry_after``.)
                     self.pacer.push_back(retry_after)
                 raise RateLimited(
-                    f"{self.host} throttled the request (HTTP {resp.status_code}): {_snippet(resp)}",
+                    f"{self.host} throttled the request (HTTP {resp.status_code}): {body_snippet(resp.content)}",
                     retry_after=retry_after,
                     url=redact_url(str(resp.request.url)),
                 )
             if resp.status_code >= 500:
                 raise SourceUnavailable(
-                    f"{self.host} answered HTTP {resp.status_code}: {_snippet(resp)}",
+                    f"{self.host} answered HTTP {resp.status_code}: {body_snippet(resp.content)}",
                     url=redact_url(str(resp.request.url)),
                 )
             return resp
@@ -243,8 +262,3 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _snippet(resp: httpx.Response, limit: int = 200) -> str:
-    text = resp.text[:limit].replace("\n", " ").strip()
-    return text or "<empty body>"

@@ -27,8 +27,8 @@ import pyarrow.csv as pcsv
 from hmco.config import Settings
 from hmco.errors import AuthenticationError, PayloadError, RequestRejected, SchemaDriftError
 from hmco.schemas import TS, conform, get_dataset
-from hmco.sources.base import RawPayload, Source, as_list, register_source
-from hmco.sources.http import HostPacer, HttpClient, pacer_for
+from hmco.sources.base import RawPayload, Source, as_list, in_window, register_source
+from hmco.sources.http import HttpClient
 from hmco.windows import Window, floor_time
 
 __all__ = [
@@ -111,12 +111,7 @@ def parse_miso_five_min(
             "loss": mlc,
         }
     )
-    mask = None
-    if window is not None:
-        mask = pc.and_(
-            pc.greater_equal(table["ts"], pa.scalar(window.start, TS)),
-            pc.less(table["ts"], pa.scalar(window.end, TS)),
-        )
+    mask = None if window is None else in_window(table["ts"], window)
     if nodes:
         in_nodes = pc.is_in(table["node"], value_set=pa.array(list(nodes), pa.string()))
         mask = in_nodes if mask is None else pc.and_(mask, in_nodes)
@@ -306,7 +301,7 @@ class MISO(Source):
         max_attempts: int = 5,
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         now: Callable[[], datetime] = _utcnow,
         feed: str = "auto",
         nodes: Sequence[str] | str | None = None,
@@ -327,9 +322,8 @@ class MISO(Source):
             timeout=timeout,
             user_agent=self.settings.sources.user_agent,
             sleep=sleep,
+            clock=clock,
         )
-        self._sleep, self._clock = sleep, clock
-        self._pacers: dict[str, HostPacer] = {}
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -377,7 +371,8 @@ class MISO(Source):
             yield self._fetch_feed(feed, part, page)
 
     def _fetch_feed(self, feed: Feed, part: Window, page: int) -> RawPayload:
-        self._pacer(feed).wait()
+        # per-feed pacing (≤ 1 request/min each), on top of the host's
+        self._http.sub_pacer(feed, self.min_interval).wait()
         resp = self._http.get(FEED_PATH.format(feed=feed))
         url, params, headers = self._http.describe_request(resp)
         if resp.status_code in (401, 403):
@@ -407,15 +402,6 @@ class MISO(Source):
             page=page,
             meta={"feed": feed, "interval_marks": INTERVAL_MARKS, "nodes": self.nodes},
         )
-
-    def _pacer(self, feed: str) -> HostPacer:
-        """Per-feed pacing (≤ 1 request/min each); process-wide unless a test injected sleep/clock."""
-        if feed not in self._pacers:
-            if self._sleep is time.sleep and self._clock is time.monotonic:
-                self._pacers[feed] = pacer_for(f"{self._http.host}#{feed}", self.min_interval)
-            else:
-                self._pacers[feed] = HostPacer(self.min_interval, clock=self._clock, sleep=self._sleep)
-        return self._pacers[feed]
 
     def parse(self, payload: RawPayload) -> pa.Table:
         return parse_payload(payload)

@@ -33,8 +33,17 @@ from hmco.errors import (
     SourceError,
 )
 from hmco.schemas import TS, conform, get_dataset
-from hmco.security.redaction import redact_bytes, redact_text, register_secret
-from hmco.sources.base import RawPayload, Source, as_list, register_source
+from hmco.security.redaction import redact_bytes, redact_text
+from hmco.sources.base import (
+    RawPayload,
+    Source,
+    as_list,
+    body_snippet,
+    in_window,
+    is_json_object,
+    register_source,
+    secret_value,
+)
 from hmco.sources.http import HttpClient
 from hmco.windows import Window
 
@@ -134,10 +143,10 @@ def _cdo_message(body: bytes) -> str:
     try:
         doc = json.loads(text)
     except ValueError:
-        return redact_text(text[:300]) or "<empty body>"
+        doc = None
     if isinstance(doc, dict) and doc.get("message"):
         return redact_text(str(doc["message"]))
-    return redact_text(text[:300])
+    return body_snippet(text, 300)
 
 
 def _cdo_frame(body: bytes, *, url: str = "") -> pl.DataFrame | None:
@@ -145,10 +154,9 @@ def _cdo_frame(body: bytes, *, url: str = "") -> pl.DataFrame | None:
     stripped = body.strip()
     if not stripped or stripped == b"{}":
         return None
-    if stripped[:1] != b"{":
+    if not is_json_object(stripped):
         raise PayloadError(
-            "NOAA CDO answered with a non-JSON body: "
-            f"{redact_text(stripped[:120].decode('utf-8', 'replace'))!r}",
+            f"NOAA CDO answered with a non-JSON body: {body_snippet(stripped, 120)!r}",
             source="noaa",
             dataset=GHCND,
             url=url,
@@ -334,7 +342,7 @@ def check_weather_response(status: int, content_type: str | None, body: bytes, *
         return
     where = {"source": "noaa", "dataset": OBSERVATIONS, "url": url, "status": status}
     text = body.decode("utf-8", "replace")
-    detail = redact_text(text.strip()[:300]) or "<empty body>"
+    detail = body_snippet(text, 300)
     params = ""
     try:
         problem = json.loads(text)
@@ -364,7 +372,7 @@ def check_weather_response(status: int, content_type: str | None, body: bytes, *
 
 def _obs_frame(body: bytes, *, url: str = "") -> pl.DataFrame:
     stripped = body.strip()
-    if stripped[:1] != b"{":
+    if not is_json_object(stripped):
         raise PayloadError(
             f"api.weather.gov answered with a non-JSON body: {stripped[:120].decode('utf-8', 'replace')!r}",
             source="noaa",
@@ -424,11 +432,7 @@ def parse_observations(body: bytes, *, window: Window | None = None, url: str = 
     columns["raw_message"] = rows.column("rawMessage")
     table = pa.table(columns)
     if window is not None:
-        keep = pc.and_(
-            pc.greater_equal(table.column("ts"), pa.scalar(window.start, TS)),
-            pc.less(table.column("ts"), pa.scalar(window.end, TS)),
-        )
-        table = table.filter(keep)
+        table = table.filter(in_window(table.column("ts"), window))
     return conform(table, OBSERVATIONS)
 
 
@@ -575,8 +579,7 @@ class NOAA(Source):
                 )
             headers: dict[str, str] = {}
             if self.daily:
-                secret = self.settings.sources.noaa_token
-                token = secret.get_secret_value() if secret is not None else ""
+                token = secret_value(self.settings.sources.noaa_token)
                 if not token:
                     raise AuthenticationError(
                         "NOAA CDO needs a token: set HMCO_SOURCES__NOAA_TOKEN "
@@ -584,7 +587,6 @@ class NOAA(Source):
                         source="noaa",
                         dataset=GHCND,
                     )
-                register_secret(token)
                 headers["token"] = token
             else:
                 headers["Accept"] = "application/geo+json"

@@ -33,8 +33,8 @@ import pyarrow.csv as pcsv
 from hmco.config import Settings
 from hmco.errors import AuthenticationError, NoData, PayloadError, RequestRejected, SchemaDriftError
 from hmco.schemas import TS, conform, get_dataset
-from hmco.sources.base import RawPayload, Source, as_list, register_source
-from hmco.sources.http import HostPacer, HttpClient, pacer_for
+from hmco.sources.base import RawPayload, Source, as_list, in_window, register_source
+from hmco.sources.http import HttpClient
 from hmco.windows import Window, floor_time
 
 __all__ = [
@@ -185,12 +185,7 @@ def parse_spp_rtbm_lmp(
             "loss": raw.column("mlc"),
         }
     )
-    mask = None
-    if window is not None:
-        mask = pc.and_(
-            pc.greater_equal(ts, pa.scalar(window.start, TS)),
-            pc.less(ts, pa.scalar(window.end, TS)),
-        )
+    mask = None if window is None else in_window(ts, window)
     if nodes:
         in_nodes = pc.is_in(node, value_set=pa.array(list(nodes), pa.string()))
         mask = in_nodes if mask is None else pc.and_(mask, in_nodes)
@@ -285,7 +280,7 @@ class SPP(Source):
         max_attempts: int = 5,
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         use_daily_files: bool = False,
         nodes: Sequence[str] | str | None = None,
         timeout: float = 60.0,
@@ -302,11 +297,9 @@ class SPP(Source):
             timeout=timeout,
             user_agent=self.settings.sources.user_agent,
             sleep=sleep,
+            clock=clock,
         )
-        if sleep is time.sleep and clock is time.monotonic:
-            self._pacer = pacer_for(f"{self._http.host}#spp-files", interval)
-        else:
-            self._pacer = HostPacer(interval, clock=clock, sleep=sleep)
+        self._pacer = self._http.sub_pacer("spp-files", interval)
 
     def latest_window(self, now: datetime | None = None) -> Window:
         """The newest 5-minute interval whose file should be published by ``now``."""
