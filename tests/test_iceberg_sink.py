@@ -185,3 +185,11 @@ def test_data_files_carry_iceberg_field_ids(lake: Lake) -> None:
         schema = pq.read_schema(f)
     ids = {f.name: int(f.metadata[b"PARQUET:field_id"]) for f in schema}
     assert ids == {f.name: f.field_id for f in tbl.schema().fields}
+
+
+def test_without_a_scope_a_batch_only_replaces_its_own_isos(lake: Lake) -> None:
+    sink = IcebergSink(lake, pipeline="realtime")  # as the real-time runner uses it: no explicit scope
+    sink.write(synthetic_lmp(DAY, nodes=2, iso="CAISO"), dataset=RT, window=DAY, batch_id="c")
+    sink.write(synthetic_lmp(DAY, nodes=3, iso="SPP"), dataset=RT, window=DAY, batch_id="s")
+    grouped = _rows(lake).group_by("iso").aggregate([("ts", "count")]).to_pydict()
+    assert dict(zip(grouped["iso"], grouped["ts_count"], strict=True)) == {"CAISO": 2 * 288, "SPP": 3 * 288}

@@ -29,7 +29,7 @@ from hmco.monitoring.metrics import metrics_for
 from hmco.quality.gate import Gate, GateResult
 from hmco.schemas import Dataset, conform, get_dataset
 from hmco.sinks.base import Sink, WriteResult
-from hmco.sinks.iceberg import IcebergSink
+from hmco.sinks.iceberg import IcebergSink, batch_scope
 from hmco.sinks.raw import RawArchive
 from hmco.sources.base import Source
 from hmco.transforms.rows import dedupe_latest
@@ -292,11 +292,8 @@ class Pipeline:
         return inside
 
     def _scope(self, table: pa.Table) -> dict[str, list[Any]]:
-        scope: dict[str, list[Any]] = dict(self.source.scope())
-        for pf in self.dataset.partition_by:
-            if pf.transform == "identity" and pf.source not in scope and table.num_rows:
-                scope[pf.source] = table.column(pf.source).unique().to_pylist()
-        return scope
+        """The source's own slice, narrowed by the batch's identity-partition values."""
+        return {**batch_scope(self.dataset, table), **self.source.scope()}
 
     def _stage_gate_publish(
         self, batch: pa.Table, window: Window, outcome: WindowOutcome, advance: bool

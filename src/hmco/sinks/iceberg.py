@@ -34,9 +34,18 @@ if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
     from pyiceberg.table import Table
 
-__all__ = ["IcebergSink", "split_by_partition", "window_filter", "write_data_files"]
+__all__ = ["IcebergSink", "batch_scope", "split_by_partition", "window_filter", "write_data_files"]
 
 log = get_logger("hmco.iceberg")
+
+
+def batch_scope(dataset: Dataset, table: pa.Table) -> dict[str, list[Any]]:
+    """The distinct values of the dataset's identity-partition columns in ``table`` (e.g. its ISOs)."""
+    return {
+        pf.source: table.column(pf.source).unique().to_pylist()
+        for pf in dataset.partition_by
+        if pf.transform == "identity" and pf.source in table.column_names and table.num_rows
+    }
 
 
 def window_filter(
@@ -93,12 +102,18 @@ class IcebergSink:
         watermark: datetime | None = None,
         scope: Mapping[str, Sequence[Any]] | None = None,
     ) -> WriteResult:
-        """Replace ``window`` (within ``scope``) of the dataset's table with ``table`` in one commit."""
+        """Replace ``window`` (within ``scope``) of the dataset's table with ``table`` in one commit.
+
+        Without an explicit ``scope`` the batch's own identity-partition values bound the replacement
+        (an ``rt_lmp`` batch of CAISO rows never deletes SPP's rows of the same window).
+        """
         from pyiceberg.exceptions import CommitFailedException, ValidationException
 
         started = time.perf_counter()
         tbl = self.lake.table(dataset, self.tier)
         self._evolve_schema(tbl, table, dataset)
+        if scope is None:
+            scope = batch_scope(dataset, table)
         row_filter = window_filter(dataset, window, scope)
         summary = {
             "hmco.batch-id": batch_id,
