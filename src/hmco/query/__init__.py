@@ -1,4 +1,5 @@
-"""Query helpers returning Arrow/polars: ``clickhouse`` (real-time store); the lake's engine joins later.
+"""Query helpers returning Arrow/polars: ``LakeSQL`` (DuckDB over the lake, Trino dialect),
+``TrinoSQL`` (a Trino cluster) and ``clickhouse`` (the real-time store).
 
 Submodules load on first access so ``import hmco.query`` stays light.
 """
@@ -12,6 +13,8 @@ _LAZY = {
     "rt_query": "hmco.query.clickhouse",
     "rt_query_polars": "hmco.query.clickhouse",
     "top_nodes_last_hour": "hmco.query.clickhouse",
+    "LakeSQL": "hmco.query.lake",
+    "TrinoSQL": "hmco.query.trino",
 }
 
 __all__ = list(_LAZY)
