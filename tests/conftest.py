@@ -68,7 +68,7 @@ def cluster_settings(tmp_path: Path, postgres: Postgres, seaweed: SeaweedFS) -> 
     return Settings.load(
         profile="cluster",
         home=tmp_path / "hmco",
-        bucket_prefix=f"t{os.getpid()}-{n}-",
+        storage_prefix=f"t{os.getpid()}-{n}",  # shared buckets: SeaweedFS gives each bucket its own volumes
         catalog={"type": "sql", "uri": uri},
         s3={"endpoint": seaweed.endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_SECRET},
     )

@@ -59,7 +59,7 @@ def test_rest_catalog_round_trip(seaweed: SeaweedFS, tmp_path: Path) -> None:
     settings = Settings.load(
         profile="cluster",
         home=tmp_path,
-        bucket_prefix="rest-",
+        storage_prefix="rest",
         catalog={
             "type": "rest",
             "uri": seaweed.rest_uri,

@@ -24,7 +24,8 @@ def test_create_tiers_creates_namespaces_once(lake: Lake) -> None:
     assert {"hub_raw", "hub_staged", "hub_curated", "hub_ml"} <= namespaces
     props = lake.catalog.load_namespace_properties("hub_curated")
     assert props["hmco.retention-days"] == "1825"
-    assert props["location"].endswith("hmco-curated")
+    assert props["location"] == lake.tier_location("curated")
+    assert "hmco-curated" in props["location"]
 
 
 def test_tier_buckets_exist_on_s3(cluster_settings: Settings) -> None:
@@ -34,7 +35,12 @@ def test_tier_buckets_exist_on_s3(cluster_settings: Settings) -> None:
     lake.create_tiers()
     infos = lake._s3fs.get_file_info([lake.bucket(t) for t in TIERS])
     assert all(i.type == pafs.FileType.Directory for i in infos)
-    assert lake.bucket("raw").endswith("hmco-raw")
+    assert lake.bucket("raw") == "hmco-raw"
+    # Environments (here: tests) share the buckets under their own key prefix.
+    prefix = cluster_settings.storage_prefix
+    assert lake.tier_location("curated") == f"s3://hmco-curated/{prefix}"
+    assert lake.table("rt_lmp").location() == f"s3://hmco-curated/{prefix}/rt_lmp"
+    assert lake.lifecycle_rules()["hmco-raw"]["Rules"][0]["Filter"] == {"Prefix": prefix}
 
 
 def test_lifecycle_rules_expire_each_bucket_after_its_retention(lake: Lake) -> None:

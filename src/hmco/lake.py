@@ -107,7 +107,11 @@ class Lake:
             return None
         if self.is_local:
             return (self.settings.home_dir / "warehouse" / t.bucket).as_uri()
-        return f"s3://{self.bucket(name)}"
+        return self._s3_root(name)
+
+    def _s3_root(self, name: str) -> str:
+        prefix = self.settings.storage_prefix.strip("/")
+        return f"s3://{self.bucket(name)}" + (f"/{prefix}" if prefix else "")
 
     def bucket(self, name: str) -> str:
         """The bucket of a tier (``hmco-raw`` …, with the configured prefix)."""
@@ -116,9 +120,7 @@ class Lake:
     def storage_location(self, name: str) -> str:
         """A location for non-Iceberg files of a tier (raw payloads, quality results)."""
         loc = self.tier_location(name)
-        if loc is not None:
-            return loc
-        return f"s3://{self.bucket(name)}"
+        return loc if loc is not None else self._s3_root(name)
 
     @cached_property
     def _s3fs(self) -> pafs.FileSystem:
@@ -189,7 +191,7 @@ class Lake:
                     {
                         "ID": f"hmco-{t.name}-retention",
                         "Status": "Enabled",
-                        "Filter": {"Prefix": ""},
+                        "Filter": {"Prefix": self.settings.storage_prefix.strip("/")},
                         "Expiration": {"Days": t.retention.days},
                         "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
                     }

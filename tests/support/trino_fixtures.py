@@ -41,7 +41,7 @@ def trino_lake(
     settings = Settings.load(
         profile="cluster",
         home=root / "hmco",
-        bucket_prefix=f"trino{os.getpid()}-",
+        storage_prefix=f"trino{os.getpid()}",
         catalog={"type": "sql", "uri": uri},
         s3={"endpoint": seaweed.endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_SECRET},
     )
