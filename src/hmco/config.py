@@ -129,7 +129,9 @@ class Settings(BaseSettings):
     trino: TrinoSettings = Field(default_factory=TrinoSettings)
     sources: SourceCredentials = Field(default_factory=SourceCredentials)
     bucket_prefix: str = Field("", description="prefix of the tier bucket names (e.g. per environment)")
-    storage_prefix: str = Field("", description="key prefix inside every tier bucket (environments sharing buckets)")
+    storage_prefix: str = Field(
+        "", description="key prefix inside every tier bucket (environments sharing buckets)"
+    )
     log_level: str = "INFO"
     log_json: bool = False
 
