@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -103,12 +104,26 @@ class RawArchive:
     def payloads(
         self, source: str | None = None, dataset: str | None = None, since: datetime | None = None
     ) -> Iterator[RawPayload]:
-        """Archived payloads in fetch order (optionally fetched at or after ``since``)."""
-        loaded = [self.get(k) for k in self.keys(source, dataset)]
-        loaded.sort(key=lambda p: (p.fetched_at, p.page))
-        for p in loaded:
-            if since is None or p.fetched_at >= since:
-                yield p
+        """Archived payloads in fetch order (optionally fetched at or after ``since``).
+
+        Only the small JSON sidecars are read to order and filter; bodies are read one at a time.
+        """
+        described = []
+        for key in self.keys(source, dataset):
+            desc = self.describe(key)
+            fetched = datetime.fromisoformat(desc["fetched_at"])
+            if since is None or fetched >= since:
+                described.append((fetched, int(desc.get("page", 0)), key))
+        for _, _, key in sorted(described):
+            yield self.get(key)
+
+    def describe(self, key: str) -> dict[str, Any]:
+        """The metadata stored beside an archived payload (redacted request, hash, fetch time)."""
+        try:
+            with self.fs.open_input_stream(f"{self.base}/{key}.json") as f:
+                return dict(json.loads(f.read()))
+        except FileNotFoundError:
+            raise SinkError(f"no archived payload {key!r} in {self.root}") from None
 
     def replay(self, key: str, source: Source) -> pa.Table:
         """Parse an archived payload again (after a parser fix or to rebuild a table)."""
