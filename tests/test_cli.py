@@ -94,3 +94,16 @@ def test_rt_setup_then_one_poll_of_a_feed_lands_rows_in_clickhouse(
     from hmco.lake import Lake
 
     assert Lake(env).table("rt_lmp").scan().to_arrow().num_rows == stored  # the lake keeps the same rows
+
+
+def test_archive_lists_and_replays_a_payload(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "synth.yaml"
+    spec.write_text("name: synth\nsource: {type: synthetic_iso, params: {nodes: 3}}\n")
+    assert main(["run", str(spec), "--start", "2026-11-26T00:00", "--end", "2026-11-26T01:00"]) == 0
+    capsys.readouterr()
+    assert main(["archive", "--source", "synthetic_iso"]) == 0
+    (key,) = capsys.readouterr().out.split()
+    assert main(["archive", "--replay", key, "--limit", "2"]) == 0
+    assert "→ 36 rows" in capsys.readouterr().out

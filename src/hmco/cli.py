@@ -90,7 +90,20 @@ def cmd_archive(args: argparse.Namespace) -> int:
     from hmco.lake import Lake
     from hmco.sinks.raw import RawArchive
 
-    archive = RawArchive(Lake(_settings(args)))
+    settings = _settings(args)
+    archive = RawArchive(Lake(settings))
+    if args.replay:
+        import polars as pl
+
+        from hmco.sources.base import get_source_class
+
+        desc = archive.describe(args.replay)
+        source = get_source_class(desc["source"])(desc["dataset"], settings=settings)
+        table = archive.replay(args.replay, source)
+        print(f"{args.replay}: {desc['size']:,} bytes fetched {desc['fetched_at']} → {table.num_rows:,} rows")
+        with pl.Config(tbl_rows=args.limit, tbl_hide_dataframe_shape=True):
+            print(pl.from_arrow(table.slice(0, args.limit)))
+        return 0
     for key in archive.keys(args.source, args.dataset):
         print(key)
     return 0
@@ -234,9 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lake", action="store_true", help="run: also write rt_lmp to the lake")
     p.set_defaults(func=cmd_rt)
 
-    p = sub.add_parser("archive", help="list archived raw payloads")
+    p = sub.add_parser("archive", help="list archived raw payloads, or replay one through its parser")
     p.add_argument("--source")
     p.add_argument("--dataset")
+    p.add_argument("--replay", metavar="KEY", help="parse an archived payload again and show the rows")
+    p.add_argument("--limit", type=int, default=10)
     p.set_defaults(func=cmd_archive)
     return parser
 
