@@ -107,3 +107,13 @@ def test_archive_lists_and_replays_a_payload(
     (key,) = capsys.readouterr().out.split()
     assert main(["archive", "--replay", key, "--limit", "2"]) == 0
     assert "→ 36 rows" in capsys.readouterr().out
+
+
+def test_bad_sql_is_a_one_line_error_with_exit_2(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["tiers", "--create"])
+    capsys.readouterr()
+    assert main(["sql", "SELEC 1 FROM"]) == 2
+    assert main(["sql", "SELECT no_such_column FROM (VALUES (1)) AS t(x)"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("hmco: ") for line in err)
+    assert "no_such_column" in err[1]

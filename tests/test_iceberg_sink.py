@@ -193,3 +193,30 @@ def test_without_a_scope_a_batch_only_replaces_its_own_isos(lake: Lake) -> None:
     sink.write(synthetic_lmp(DAY, nodes=3, iso="SPP"), dataset=RT, window=DAY, batch_id="s")
     grouped = _rows(lake).group_by("iso").aggregate([("ts", "count")]).to_pydict()
     assert dict(zip(grouped["iso"], grouped["ts_count"], strict=True)) == {"CAISO": 2 * 288, "SPP": 3 * 288}
+
+
+def test_a_commit_the_catalog_refuses_leaves_no_data_files_and_a_typed_error(settings: Settings) -> None:
+    import sqlalchemy.exc
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from hmco.catalog import catalog_properties
+    from hmco.errors import SinkError
+
+    class LockedCatalog(SqlCatalog):
+        """A real SQLite catalog whose database is locked at commit time (another writer holds it)."""
+
+        def commit_table(self, table, requirements, updates):  # type: ignore[no-untyped-def]
+            raise sqlalchemy.exc.OperationalError(
+                "UPDATE iceberg_tables", {}, Exception("database is locked")
+            )
+
+    lake = Lake(settings, catalog=LockedCatalog("hmco", **catalog_properties(settings)))
+    lake.create_tiers()
+    data_dir = lake.table("rt_lmp").location().removeprefix("file://") + "/data"
+    with pytest.raises(SinkError, match="database is locked"):
+        IcebergSink(lake, max_attempts=2).write(
+            synthetic_lmp(DAY, nodes=5), dataset=RT, window=DAY, batch_id="b1"
+        )
+    import pathlib
+
+    assert list(pathlib.Path(data_dir).rglob("*.parquet")) == []

@@ -304,3 +304,40 @@ def test_a_revision_inside_one_batch_publishes_only_the_last_value(lake: Lake) -
     assert report.rows == out.num_rows == 4 * 72
     first = out.filter(pc.and_(pc.equal(out["node"], "SYNTH_HUB_00000"), pc.equal(out["ts"], out["ts"][0])))
     assert 999.0 in out.column("lmp").to_pylist() and first.num_rows == 1
+
+
+class FailingSink:
+    """A second sink (think ClickHouse) that is down for the windows whose start hour is listed."""
+
+    name = "rt-store"
+
+    def __init__(self, fail_hours: set[int]) -> None:
+        self.fail_hours = set(fail_hours)
+        self.windows: list[Window] = []
+
+    def write(self, table: pa.Table, *, dataset: Dataset, window: Window, batch_id: str, watermark=None):  # type: ignore[no-untyped-def]
+        from hmco.errors import SinkError
+        from hmco.sinks.base import WriteResult
+
+        if window.start.hour in self.fail_hours:
+            raise SinkError("rt store down")
+        self.windows.append(window)
+        return WriteResult(self.name, "rt_lmp", table.num_rows)
+
+
+def test_a_failed_extra_sink_does_not_move_the_watermark_past_its_window(lake: Lake) -> None:
+    sink = FailingSink(fail_hours={1})
+    pipe = Pipeline(
+        SyntheticISO(nodes=2, settings=lake.settings),
+        lake=lake,
+        name="rt",
+        sinks=[sink],
+        window_step=timedelta(hours=1),
+    )
+    with pytest.raises(PipelineError):
+        pipe.backfill("2026-11-26T00:00", "2026-11-26T03:00")
+    assert pipe.watermark == datetime(2026, 11, 26, 1, tzinfo=UTC)
+    sink.fail_hours.clear()
+    resumed = pipe.backfill("2026-11-26T00:00", "2026-11-26T03:00")
+    assert [w.status for w in resumed.windows] == ["skipped", "ok", "ok"]
+    assert [w.start.hour for w in sink.windows] == [0, 1, 2]

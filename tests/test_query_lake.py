@@ -60,3 +60,18 @@ def test_unknown_table_is_a_clear_error(loaded: Lake) -> None:
 
 def test_translate_turns_trino_intervals_into_duckdb() -> None:
     assert "INTERVAL" in translate("SELECT now() - INTERVAL '1' HOUR").upper()
+
+
+def test_a_cte_named_like_a_lake_table_still_reads_the_qualified_table(loaded: Lake) -> None:
+    query = """
+        WITH rt_lmp AS (SELECT node FROM hub_curated.rt_lmp WHERE node_type IS NOT NULL OR TRUE)
+        SELECT count(DISTINCT node) AS nodes FROM rt_lmp
+    """
+    with LakeSQL(loaded) as sql:
+        assert sql.sql(query).column("nodes").to_pylist() == [40]
+
+
+def test_upper_case_trino_names_resolve_like_lower_case_ones(loaded: Lake) -> None:
+    with LakeSQL(loaded) as sql:
+        out = sql.sql("SELECT count(*) AS n FROM ICEBERG.HUB_CURATED.RT_LMP")
+    assert out.column("n").to_pylist() == [40 * 288]

@@ -42,3 +42,23 @@ def test_errors_do_not_carry_secrets_in_their_context() -> None:
     register_secret("census-key-0011223344")
     err = SourceUnavailable("boom", url=redact_url("https://api.census.gov/data?key=census-key-0011223344"))
     assert "census-key-0011223344" not in str(err)
+
+
+def test_bearer_tokens_and_json_or_repr_secret_fields_are_masked_in_text() -> None:
+    assert redact_text("Authorization: Bearer eyJhbGciOi.payload") == "Authorization: Bearer ***"
+    assert redact_text('{"token": "noaa-tok-77aa", "limit": 5}') == '{"token": "***", "limit": 5}'
+    assert redact_text("{'api_key': 'eia-abc-123'}") == "{'api_key': '***'}"
+    assert redact_text('password="two words"') == 'password="***"'
+
+
+def test_prefixed_and_url_encoded_secret_names_are_masked_but_lookalikes_are_not() -> None:
+    assert redact_text("refresh_token=r1 db_password=p2 secret_key=s3") == (
+        "refresh_token=*** db_password=*** secret_key=***"
+    )
+    assert redact_text("next=%2Fv2%3Fapi_key%3Deia-abc-123&x=1") == "next=%2Fv2%3Fapi_key%3D***&x=1"
+    assert redact_text("monkey=banana access_key_id=AKIA0001") == "monkey=banana access_key_id=AKIA0001"
+    assert redact_mapping({"X-Auth-Token": "t-1", "Proxy-Authorization": "Basic zz", "Accept": "json"}) == {
+        "X-Auth-Token": "***",
+        "Proxy-Authorization": "***",
+        "Accept": "json",
+    }

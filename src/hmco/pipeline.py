@@ -337,6 +337,12 @@ class Pipeline:
             raise schema_error
         table = dedupe_latest(table, ds.primary_key)
         outcome.rows, outcome.bytes = table.num_rows, table.nbytes
+        # The other sinks (idempotent, e.g. ClickHouse) go first: the curated commit carries the
+        # watermark, so it must be the last step, or a failed sink write would be skipped on resume.
+        for sink in self.sinks:
+            outcome.writes.append(
+                sink.write(table, dataset=ds, window=window, batch_id=bid, watermark=window.end)
+            )
         outcome.writes.append(
             self.curated.write(
                 table,
@@ -347,10 +353,6 @@ class Pipeline:
                 scope=scope,
             )
         )
-        for sink in self.sinks:
-            outcome.writes.append(
-                sink.write(table, dataset=ds, window=window, batch_id=bid, watermark=window.end)
-            )
 
     def _quarantine(self, batch: pa.Table, window: Window, batch_id: str) -> str:
         """Keep a batch that must not be published, byte-exact as Arrow saw it, for inspection."""

@@ -54,6 +54,10 @@ def _extension_path(name: str) -> str | None:
     return None
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 class LakeSQL:
     """Run Trino-dialect SQL over the lake with DuckDB.
 
@@ -134,25 +138,37 @@ class LakeSQL:
                 continue
             ctes = {c.alias_or_name for c in stmt.find_all(exp.CTE)}
             for table in stmt.find_all(exp.Table):
-                if not table.name or table.name in ctes:
+                # Only an unqualified name can refer to a CTE; ``hub_curated.x`` is the lake table.
+                if not table.name or (not table.db and table.name in ctes):
                     continue
-                catalog, db = table.catalog, table.db
+                # Trino folds identifiers to lower case: ICEBERG.HUB_CURATED.RT_LMP is the same table.
+                catalog, db, name = table.catalog.lower(), table.db.lower(), table.name.lower()
                 if (catalog, db) in RT_ALIASES:
                     db = RT_ALIASES[(catalog, db)]
                 if db in namespaces and (
-                    not catalog or catalog in LAKE_CATALOGS or (table.catalog, table.db) in RT_ALIASES
+                    not catalog or catalog in LAKE_CATALOGS or (catalog, table.db.lower()) in RT_ALIASES
                 ):
-                    self._register(db, table.name)
+                    self._register(db, name)
                     table.set("catalog", None)
                     table.set("db", exp.to_identifier(db))
+                    table.set("this", exp.to_identifier(name))
             out.append(stmt.sql(dialect="duckdb"))
         return ";\n".join(out)
 
     def sql(self, query: str, *, dialect: str = "trino", params: list[Any] | None = None) -> pa.Table:
         """Run ``query`` (Trino dialect unless told otherwise) and return the result as Arrow."""
-        duck_sql = self._rewrite(query, dialect)
+        import sqlglot.errors
+
+        duck = import_optional("duckdb")
+        try:
+            duck_sql = self._rewrite(query, dialect)
+        except sqlglot.errors.SqlglotError as exc:
+            raise ConfigError(f"cannot parse the {dialect} query: {_first_line(exc)}") from None
         log.debug("running on DuckDB: %s", duck_sql)
-        return self.con.execute(duck_sql, params or []).fetch_arrow_table()
+        try:
+            return self.con.execute(duck_sql, params or []).fetch_arrow_table()
+        except duck.Error as exc:
+            raise ConfigError(f"query failed on the embedded engine: {_first_line(exc)}") from None
 
     def close(self) -> None:
         self.con.close()

@@ -61,19 +61,35 @@ def register_secret(value: str | None) -> None:
 
 
 def _is_secret_name(name: str) -> bool:
-    return name.strip().lower() in SECRET_NAMES
+    return _SECRET_NAME.fullmatch(name.strip()) is not None
 
 
 def redact_text(text: str) -> str:
     """Mask registered secret values and ``name=value`` pairs of secret names in free text."""
     if _pattern is not None:
         text = _pattern.sub(REDACTED, text)
-    return _NAMED_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return _NAMED_PAIR.sub(_mask_pair, text)
 
 
+def _mask_pair(m: re.Match[str]) -> str:
+    value = m.group(4)
+    quote = value[0] if len(value) > 1 and value[0] in "\"'" and value[-1] == value[0] else ""
+    return f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{quote}{REDACTED}{quote}"
+
+
+# A secret name, possibly prefixed (``refresh_token``, ``db_password``, ``X-Auth-Token``, ``secret_key``).
+_NAME = (
+    r"(?:[a-z0-9]+[_.-])*(?:"
+    + "|".join(re.escape(n) for n in sorted(SECRET_NAMES, key=len, reverse=True))
+    + r")"
+)
+_SECRET_NAME = re.compile(r"(?i)" + _NAME)
+# name, separator (JSON/repr quotes, ``=``/``:`` or URL-encoded ``%3D``), optional auth scheme, value.
 _NAMED_PAIR = re.compile(
-    r"(?i)\b(" + "|".join(re.escape(n) for n in sorted(SECRET_NAMES, key=len, reverse=True)) + r")"
-    r"(\s*[=:]\s*\"?)(?!\*\*\*)([^&\s\",;}]+)"
+    r"(?i)(?<![a-z0-9_.-])(" + _NAME + r")"
+    r"([\"']?\s*(?:[=:]|%3D)\s*)"
+    r"((?:bearer|basic|digest|token)\s+)?"
+    r"(\"[^\"]*\"|'[^']*'|[^&\s\"',;}]+)"
 )
 
 

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from hmco._logging import get_logger
-from hmco.errors import CommitConflict, IncompatibleSchemaChange, SinkError
+from hmco.errors import CommitConflict, HmcoError, IncompatibleSchemaChange, SinkError
 from hmco.lake import WATERMARK_PREFIX, Lake
 from hmco.schemas import Dataset
 from hmco.sinks.base import WriteResult
@@ -107,7 +107,11 @@ class IcebergSink:
         Without an explicit ``scope`` the batch's own identity-partition values bound the replacement
         (an ``rt_lmp`` batch of CAISO rows never deletes SPP's rows of the same window).
         """
-        from pyiceberg.exceptions import CommitFailedException, ValidationException
+        from pyiceberg.exceptions import (
+            CommitFailedException,
+            CommitStateUnknownException,
+            ValidationException,
+        )
 
         started = time.perf_counter()
         tbl = self.lake.table(dataset, self.tier)
@@ -142,8 +146,10 @@ class IcebergSink:
                     f"concurrent commit on {tbl.name()}; retrying window {window}: {exc}",
                     table=".".join(tbl.name()),
                 ) from exc
-            except (ValueError, TypeError, pa.ArrowException):
-                _discard(tbl, paths)  # rejected before committing (e.g. add_files validation)
+            except CommitStateUnknownException:
+                raise  # the commit may have landed: its files may be live, keep them
+            except Exception:
+                _discard(tbl, paths)  # rejected (add_files validation, catalog database error …)
                 raise
             return tbl
 
@@ -157,7 +163,14 @@ class IcebergSink:
             tbl = retrying(commit)
         except CommitConflict:
             raise
-        except (OSError, pa.ArrowException) as exc:
+        except CommitStateUnknownException as exc:
+            raise SinkError(
+                f"commit of {dataset.name} window {window} to {tbl.name()} may or may not have landed: {exc}; "
+                "re-run the window (it is idempotent)"
+            ) from exc
+        except Exception as exc:  # storage, catalog database, Arrow: typed, with what and where
+            if isinstance(exc, HmcoError):
+                raise
             raise SinkError(f"cannot write {dataset.name} window {window} to {tbl.name()}: {exc}") from exc
         snap = tbl.current_snapshot()
         return WriteResult(
