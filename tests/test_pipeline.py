@@ -263,8 +263,10 @@ def test_windows_after_a_failure_do_not_move_the_watermark_past_it(lake: Lake) -
     assert pipe.watermark == datetime(2026, 11, 26, 1, tzinfo=UTC)  # hours 2-3 landed, the mark did not jump
     source.fail_hours.clear()
     resumed = pipe.run(Window.of("2026-11-26T00:00", "2026-11-26T04:00"), resume=True)
-    assert [w.status for w in resumed.windows] == ["skipped", "ok", "ok", "ok"]
+    # Only the failed hour runs again: the hours committed after it are known from the snapshot log.
+    assert [w.status for w in resumed.windows] == ["skipped", "ok", "skipped", "skipped"]
     assert _curated(lake).num_rows == 3 * 12 * 4
+    assert pipe.watermark == datetime(2026, 11, 26, 4, tzinfo=UTC)
 
 
 def _null_first_node(table: pa.Table) -> pa.Table:
@@ -341,3 +343,16 @@ def test_a_failed_extra_sink_does_not_move_the_watermark_past_its_window(lake: L
     resumed = pipe.backfill("2026-11-26T00:00", "2026-11-26T03:00")
     assert [w.status for w in resumed.windows] == ["skipped", "ok", "ok"]
     assert [w.start.hour for w in sink.windows] == [0, 1, 2]
+
+
+def test_backfilling_older_history_after_live_running_loads_it(lake: Lake) -> None:
+    pipe = Pipeline(
+        SyntheticISO(nodes=2, settings=lake.settings), lake=lake, name="rt", window_step=timedelta(hours=6)
+    )
+    pipe.run(Window.day("2026-11-26"))  # live running has moved the watermark to 11-27
+    report = pipe.backfill("2026-11-20", "2026-11-22")  # resume is on by default
+    assert [w.status for w in report.windows] == ["ok"] * 8
+    again = pipe.backfill("2026-11-20", "2026-11-22")  # now every window is known to be committed
+    assert [w.status for w in again.windows] == ["skipped"] * 8
+    assert _curated(lake).num_rows == 2 * 288 * 3
+    assert pipe.watermark == datetime(2026, 11, 27, tzinfo=UTC)

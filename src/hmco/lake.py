@@ -299,6 +299,28 @@ class Lake:
         value = tbl.properties.get(WATERMARK_PREFIX + pipeline)
         return datetime.fromisoformat(value) if value else None
 
+    def committed_windows(
+        self, dataset: Dataset | str, pipeline: str, tier_name: str | None = None
+    ) -> set[tuple[datetime, datetime]]:
+        """The windows a pipeline committed to a table, read from the snapshot log (``hmco.window``).
+
+        Exact per window, unlike the watermark: a backfill of older history after live running knows
+        which of its windows are already in. Windows whose snapshots were expired are not listed.
+        """
+        from pyiceberg.exceptions import NoSuchTableError
+
+        try:
+            tbl = self.table(dataset, tier_name, create=False)
+        except NoSuchTableError:
+            return set()
+        done: set[tuple[datetime, datetime]] = set()
+        for snap in tbl.snapshots():
+            props = snap.summary.additional_properties if snap.summary else {}
+            if props.get("hmco.pipeline") == pipeline and "/" in props.get("hmco.window", ""):
+                start, end = props["hmco.window"].split("/", 1)
+                done.add((datetime.fromisoformat(start), datetime.fromisoformat(end)))
+        return done
+
     def drop_table(
         self, dataset: Dataset | str, tier_name: str | None = None, *, purge: bool = False
     ) -> None:

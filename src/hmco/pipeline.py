@@ -186,7 +186,9 @@ class Pipeline:
     def run(self, window: Window, *, resume: bool = False, stop_on_error: bool = True) -> RunReport:
         """Process ``window`` split into ``window_step`` chunks, each committed atomically.
 
-        With ``resume=True`` chunks ending at or before the watermark are skipped (crash recovery).
+        With ``resume=True`` chunks this pipeline already committed are skipped: those recorded in the
+        table's snapshot log, and — for crash recovery of this very range — those ending at or before a
+        watermark that lies inside it. Older history outside the watermark is loaded, not skipped.
 
         Raises:
             QualityGateFailed: a window failed error-level expectations (``.report`` has the run).
@@ -195,10 +197,15 @@ class Pipeline:
         windows = list(window.split(self.window_step))
         report = RunReport(self.name, self.dataset.name, datetime.now(UTC))
         mark = self.watermark if resume else None
+        if mark is not None and not window.start < mark <= window.end:
+            mark = None  # the watermark says nothing about a range it does not fall in
+        done = self.lake.committed_windows(self.dataset, self.name, self.publish_tier) if resume else set()
         bar = self._progress(len(windows))
         try:
             for w in windows:
-                if mark is not None and w.end <= mark:
+                if (mark is not None and w.end <= mark) or (w.start, w.end) in done:
+                    if (w.start, w.end) in done and report.count("failed") == 0:
+                        self._advance_watermark(w.end)  # a filled gap lets the mark catch up
                     report.windows.append(WindowOutcome(w, "skipped"))
                     bar.update(1) if bar else None
                     continue
@@ -244,8 +251,10 @@ class Pipeline:
             outcome.rows, outcome.bytes = table.num_rows, table.nbytes  # published rows replace this
             if table.num_rows == 0:
                 outcome.status = "empty"
+                # An empty window deletes nothing (a source outage must not erase data).
+                log.warning("%s: window %s returned no rows; nothing replaced", self.name, window)
                 if advance_watermark:
-                    self._advance_empty(window, outcome)
+                    self._advance_watermark(window.end)
             else:
                 self._stage_gate_publish(table, window, outcome, advance_watermark)
         except QualityGateFailed as exc:
@@ -370,16 +379,15 @@ class Pipeline:
         fs.create_dir(base, recursive=True)
         return f"{root}/{window.start.strftime('%Y%m%dT%H%M%SZ')}_{batch_id}.{ext}"
 
-    def _advance_empty(self, window: Window, outcome: WindowOutcome) -> None:
-        """An empty window deletes nothing (a source outage must not erase data); it only moves the watermark."""
+    def _advance_watermark(self, end: datetime) -> None:
+        """Move the watermark forward to ``end`` without touching data (a property-only commit)."""
         from hmco.lake import WATERMARK_PREFIX
 
         tbl = self.lake.table(self.dataset, self.publish_tier)
         current = tbl.properties.get(WATERMARK_PREFIX + self.name)
-        if current is None or datetime.fromisoformat(current) < window.end:
+        if current is None or datetime.fromisoformat(current) < end:
             with tbl.transaction() as tx:
-                tx.set_properties({WATERMARK_PREFIX + self.name: window.end.isoformat()})
-        log.warning("%s: window %s returned no rows; nothing replaced, watermark moved", self.name, window)
+                tx.set_properties({WATERMARK_PREFIX + self.name: end.isoformat()})
 
     def _store_gate_result(self, result: GateResult, window: Window, batch_id: str) -> str:
         """Write the gate's JSON result beside the staged data: ``_quality/<dataset>/<window>_<batch>.json``."""
