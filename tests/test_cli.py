@@ -117,3 +117,24 @@ def test_bad_sql_is_a_one_line_error_with_exit_2(env: Settings, capsys: pytest.C
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all(line.startswith("hmco: ") for line in err)
     assert "no_such_column" in err[1]
+
+
+def test_a_failing_run_prints_its_report_and_exits_1(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "tight.yaml"
+    spec.write_text(
+        "name: tight\nsource: {type: synthetic_iso, params: {nodes: 2}}\nchecks: {ranges: {lmp: {max: 1}}}\n"
+    )
+    assert main(["run", str(spec), "--start", "2026-11-26T00:00", "--end", "2026-11-26T01:00"]) == 1
+    captured = capsys.readouterr()
+    assert "1 failed" in captured.out and "range.lmp" in captured.err
+
+
+def test_end_without_start_is_a_usage_error(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nsource: {type: synthetic_iso}\n")
+    assert main(["run", str(spec), "--end", "2026-11-26T01:00"]) == 2
+    assert "--end needs --start" in capsys.readouterr().err

@@ -24,8 +24,7 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     """The pyiceberg properties (``uri``, ``warehouse``, ``s3.*`` …) the settings describe."""
     cfg = settings.catalog
     props: dict[str, str] = {}
-    uses_s3 = bool(settings.s3.endpoint or settings.s3.access_key_id) or cfg.type != "sqlite"
-    if uses_s3:
+    if settings.uses_object_store:
         props.update(settings.s3.pyiceberg_properties())
         # FsspecFileIO (s3fs) appends ~2x faster than PyArrowFileIO against MinIO/SeaweedFS (measured).
         props.setdefault("py-io-impl", FSSPEC_IO)

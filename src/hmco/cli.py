@@ -47,14 +47,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hmco.errors import PipelineError
     from hmco.spec import build_pipeline
     from hmco.windows import Window
 
+    if args.end and not args.start:
+        raise ConfigError("--end needs --start (or give neither to catch up since the watermark)")
     pipeline = build_pipeline(args.spec, settings=_settings(args))
-    if args.start and args.end:
-        report = pipeline.run(Window.of(args.start, args.end), resume=args.resume)
-    else:
-        report = pipeline.run_since_watermark(start=args.start)
+    try:
+        if args.start and args.end:
+            report = pipeline.run(Window.of(args.start, args.end), resume=args.resume)
+        else:
+            report = pipeline.run_since_watermark(start=args.start)
+    except (PipelineError, QualityGateFailed) as exc:
+        failed = getattr(exc, "report", None)
+        if failed is None:
+            raise
+        print(json.dumps(failed.to_dict(), default=str, indent=2) if args.json else failed)
+        raise
     print(json.dumps(report.to_dict(), default=str, indent=2) if args.json else report)
     return 0 if report.ok else 1
 

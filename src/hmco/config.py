@@ -184,6 +184,11 @@ class Settings(BaseSettings):
             _profile_file.reset(token)
 
     @property
+    def uses_object_store(self) -> bool:
+        """True when the lake lives in S3/MinIO (an endpoint or keys, or a server catalog), not on disk."""
+        return bool(self.s3.endpoint or self.s3.access_key_id) or self.catalog.type != "sqlite"
+
+    @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
 

@@ -98,7 +98,7 @@ class Lake:
 
     @property
     def is_local(self) -> bool:
-        return not (self.settings.s3.endpoint or self.settings.catalog.type != "sqlite")
+        return not self.settings.uses_object_store
 
     def tier_location(self, name: str) -> str | None:
         """Where a tier's data lives: a file URI (local), ``s3://<bucket>`` (cluster), or None (REST-managed)."""

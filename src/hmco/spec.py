@@ -257,12 +257,9 @@ def build_pipeline(
         source = cls(spec.source.dataset, settings=settings, **kwargs)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"source.params: {exc}", errors=[f"source.params: {exc}"]) from None
-    gate = None
-    try:
-        quality = importlib.import_module("hmco.quality.spec")
-        gate = quality.build_gate(source.dataset, spec.checks)
-    except ImportError:
-        gate = None
+    from hmco.quality.spec import build_gate
+
+    gate = build_gate(source.dataset, spec.checks)  # fail closed: a spec'd pipeline always has its gate
     sinks: list[Any] = list(extra_sinks or [])
     if "clickhouse" in spec.sinks:
         from hmco.sinks.clickhouse import ClickHouseSink

@@ -221,10 +221,12 @@ def _compatible(have: pa.DataType, got: pa.DataType) -> bool:
     if have.equals(got):
         return True
     widen = {
-        (pa.int32(), pa.int64()),
-        (pa.float32(), pa.float64()),
         (pa.int8(), pa.int32()),
         (pa.int16(), pa.int32()),
+        (pa.int8(), pa.int64()),
+        (pa.int16(), pa.int64()),
+        (pa.int32(), pa.int64()),
+        (pa.float32(), pa.float64()),
     }
     if (got, have) in widen:  # writing a narrower type into a wider column is fine
         return True
