@@ -31,6 +31,7 @@ from hmco.sources.http import pacer_for
 from hmco.spec import load_spec
 from hmco.windows import Window
 from tests.payloads.caiso import build_fixtures as fixtures
+from tests.support.clock import FakeTime as FakeClock
 from tests.support.replay import PAYLOADS, Recorded, ReplayServer, Reply
 
 PATH = "/oasisapi/SingleZip"
@@ -40,30 +41,15 @@ ERROR_HEADERS = {"Content-Disposition": "inline; filename=INVALID_REQUEST.xml.zi
 SPEC = Path(__file__).resolve().parent.parent / "examples" / "specs" / "caiso.yaml"
 
 
-class FakeClock:
-    """A monotonic clock that only moves when something sleeps; records every requested wait."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(start=0.0)
 
 
 def make(replay: ReplayServer, clock: FakeClock, settings: Settings, **kwargs: Any) -> CAISO:
     kwargs.setdefault("nodes", SAMPLE_NODES)
     return CAISO(
-        base_url=f"{replay.url}/oasisapi", settings=settings, sleep=clock.sleep, clock=clock, **kwargs
+        base_url=f"{replay.url}/oasisapi", settings=settings, sleep=clock.sleep, clock=clock.clock, **kwargs
     )
 
 

@@ -17,6 +17,7 @@ from hmco.schemas import get_dataset
 from hmco.sources.base import RawPayload, get_source_class
 from hmco.sources.eia import EIA, parse_eia
 from hmco.windows import Window
+from tests.support.clock import FakeTime
 from tests.support.replay import PAYLOADS, ReplayServer, Reply
 
 FAKE_KEY = "hmco-fake-eia-key-0000"  # the key the fixtures echo; it must never survive into a payload
@@ -29,21 +30,6 @@ OIL_SPOT = "/v2/petroleum/pri/spt/data/"
 
 def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
     return datetime(year, month, day, hour, tzinfo=UTC)
-
-
-class FakeTime:
-    """A clock that only moves when slept on; records every requested wait."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

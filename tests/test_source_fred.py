@@ -16,6 +16,7 @@ from hmco.schemas import get_dataset
 from hmco.sources.base import RawPayload, get_source_class
 from hmco.sources.fred import FRED, parse_fred
 from hmco.windows import Window
+from tests.support.clock import FakeTime
 from tests.support.replay import PAYLOADS, ReplayServer, Reply
 
 FAKE_KEY = "fakefredkey0000000000000000test0"  # 32 lower-case alphanumerics, like a FRED key; not real
@@ -25,21 +26,6 @@ JULY = Window.of("2024-07-01", "2024-07-08")
 
 def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
     return datetime(year, month, day, hour, tzinfo=UTC)
-
-
-class FakeTime:
-    """A clock that only moves when slept on; records every requested wait."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

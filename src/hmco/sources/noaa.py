@@ -149,28 +149,35 @@ def _cdo_message(body: bytes) -> str:
     return body_snippet(text, 300)
 
 
+def _read_frame(body: bytes, schema: Any, *, api: str, what: str, dataset: str, url: str) -> pl.DataFrame:
+    """Decode one JSON object ``body`` with a fixed polars schema, mapping failures to typed errors."""
+    if not is_json_object(body):
+        raise PayloadError(
+            f"{api} answered with a non-JSON body: {body_snippet(body, 120)!r}",
+            source="noaa",
+            dataset=dataset,
+            url=url,
+        )
+    try:
+        return pl.read_json(io.BytesIO(body), schema=schema)
+    except pl.exceptions.ComputeError as exc:
+        cls = SchemaDriftError if "deserializ" in str(exc) else PayloadError
+        raise cls(f"{api} body {what}: {exc}", source="noaa", dataset=dataset, url=url) from None
+
+
 def _cdo_frame(body: bytes, *, url: str = "") -> pl.DataFrame | None:
     """Decode a CDO ``/data`` body with a fixed schema; ``None`` for the empty answers (``{}``, no body)."""
     stripped = body.strip()
     if not stripped or stripped == b"{}":
         return None
-    if not is_json_object(stripped):
-        raise PayloadError(
-            f"NOAA CDO answered with a non-JSON body: {body_snippet(stripped, 120)!r}",
-            source="noaa",
-            dataset=GHCND,
-            url=url,
-        )
-    try:
-        return pl.read_json(io.BytesIO(stripped), schema=_CDO_SCHEMA)
-    except pl.exceptions.ComputeError as exc:
-        cls = SchemaDriftError if "deserializ" in str(exc) else PayloadError
-        raise cls(
-            f"NOAA CDO body cannot be decoded as a /data result set: {exc}",
-            source="noaa",
-            dataset=GHCND,
-            url=url,
-        ) from None
+    return _read_frame(
+        stripped,
+        _CDO_SCHEMA,
+        api="NOAA CDO",
+        what="cannot be decoded as a /data result set",
+        dataset=GHCND,
+        url=url,
+    )
 
 
 def cdo_result_count(body: bytes, *, url: str = "") -> int:
@@ -371,24 +378,14 @@ def check_weather_response(status: int, content_type: str | None, body: bytes, *
 
 
 def _obs_frame(body: bytes, *, url: str = "") -> pl.DataFrame:
-    stripped = body.strip()
-    if not is_json_object(stripped):
-        raise PayloadError(
-            f"api.weather.gov answered with a non-JSON body: {stripped[:120].decode('utf-8', 'replace')!r}",
-            source="noaa",
-            dataset=OBSERVATIONS,
-            url=url,
-        )
-    try:
-        return pl.read_json(io.BytesIO(stripped), schema=_OBS_SCHEMA)
-    except pl.exceptions.ComputeError as exc:
-        cls = SchemaDriftError if "deserializ" in str(exc) else PayloadError
-        raise cls(
-            f"api.weather.gov body is not an observation collection: {exc}",
-            source="noaa",
-            dataset=OBSERVATIONS,
-            url=url,
-        ) from None
+    return _read_frame(
+        body.strip(),
+        _OBS_SCHEMA,
+        api="api.weather.gov",
+        what="is not an observation collection",
+        dataset=OBSERVATIONS,
+        url=url,
+    )
 
 
 def observations_cursor(body: bytes, *, url: str = "") -> tuple[int, str | None]:
