@@ -38,7 +38,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/pytest benchmarks -p no:cacheprovider --benchmark-only --benchmark-columns=min,mean,max,rounds \
 		--benchmark-sort=name $(PYTEST_ARGS)
 
-## Debian's PostgreSQL server for the catalog tests (installed only when missing).
+## Debian's PostgreSQL server (catalog tests) and Maven (fetches the Trino server), installed only when missing.
 system-deps:
 	@scripts/ensure-system-deps.sh
 

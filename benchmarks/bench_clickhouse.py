@@ -127,7 +127,8 @@ def test_end_to_end_latency(benchmark, fresh) -> None:
     from tests.support.replay import ReplayServer, Reply
     from tests.test_realtime import DOWNLOAD, spp_csv
 
-    from hmco.realtime import RealtimeRunner
+    from hmco.compose.realtime import RealtimeRunner
+    from hmco.sources.http import HttpOptions
     from hmco.sources.spp import SPP, interval_file_path
 
     client, layout = fresh
@@ -135,8 +136,11 @@ def test_end_to_end_latency(benchmark, fresh) -> None:
     end = floor_time(datetime.now(UTC), timedelta(minutes=5)) - timedelta(minutes=5)
     latencies: list[float] = []
     with ReplayServer() as replay:
-        source = SPP(settings=chdb_settings(), base_url=replay.url + "/file-browser-api", min_interval=0.0,
-                     sleep=lambda s: None, clock=lambda: 0.0)  # fmt: skip
+        source = SPP(
+            settings=chdb_settings(),
+            base_url=replay.url + "/file-browser-api",
+            http=HttpOptions(min_interval=0.0, sleep=lambda s: None, clock=lambda: 0.0),
+        )
         runner = RealtimeRunner([source], sink, clock=lambda: end + timedelta(minutes=3))
         runner.run_once()  # first poll on an empty table: sets up clients and caches
 

@@ -32,9 +32,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from hmco.compose.pipeline import Pipeline
 from hmco.config import Settings
 from hmco.lake import Lake
-from hmco.pipeline import Pipeline
 from hmco.quality import ExpectationGate, build_gate
 from hmco.schemas import conform, get_dataset
 from hmco.sinks.iceberg import IcebergSink
@@ -147,9 +147,7 @@ def _sink_new_windows(benchmark: Any, lake: Lake, table: pa.Table, days: int = 1
         return (shifted(table, i), window_of(i, days)), {}
 
     def write(data: pa.Table, window: Window) -> None:
-        sink.write(
-            data, dataset=RT_LMP, window=window, batch_id="bench", watermark=window.end, scope={"iso": isos}
-        )
+        sink.write(data, dataset=RT_LMP, window=window, batch_id="bench", scope={"iso": isos})
 
     sink.write(
         table, dataset=RT_LMP, window=window_of(0, days), batch_id="warm", scope={"iso": isos}

@@ -29,12 +29,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 import hmco
+from hmco.compose.spec import build_pipeline
 from hmco.errors import PayloadError
 from hmco.quality import build_gate
 from hmco.query.lake import LakeSQL
 from hmco.schemas import TS, Dataset, PartitionField, conform, register_dataset
 from hmco.sources.base import RawPayload, Source, register_source
-from hmco.spec import build_pipeline
 
 # --- 1. the dataset: schema, key, layout, service level, value rules ---------------------------------
 

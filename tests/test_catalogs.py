@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from hmco.catalog import catalog_properties, load_catalog
+from hmco.compose.pipeline import Pipeline
 from hmco.config import Settings
 from hmco.errors import ConfigError
 from hmco.lake import Lake
-from hmco.pipeline import Pipeline
 from hmco.query.lake import LakeSQL
 from hmco.sources.synthetic import SyntheticISO
 from hmco.windows import Window

@@ -13,8 +13,8 @@ from hmco.clickhouse import ClickHouseLayout, connect_clickhouse, ensure_schema
 from hmco.config import Settings
 from hmco.errors import ConfigError, TransientError
 from hmco.query.clickhouse import rt_query, rt_query_polars, top_nodes_last_hour
+from hmco.redaction import redact_text
 from hmco.schemas import TS, get_dataset
-from hmco.security.redaction import redact_text
 from hmco.sinks.clickhouse import ClickHouseSink
 from hmco.windows import Window
 from tests.support.chdb import chdb_dir, chdb_settings, lmp_rows, unique_database

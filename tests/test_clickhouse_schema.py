@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -16,6 +18,7 @@ from hmco.clickhouse import (
     refresh_rollups,
     set_retention,
 )
+from hmco.clickhouse.setup import upgrade_statements
 from hmco.query.clickhouse import SEED_QUERY, rt_query
 from hmco.schemas import TS, get_dataset
 from hmco.sinks.clickhouse import ClickHouseSink
@@ -101,7 +104,111 @@ def test_store_is_replacing_merge_tree_derived_from_canonical_schema(
     assert columns["iso"] == "LowCardinality(String)"
     assert columns["node_type"] == "LowCardinality(Nullable(String))"
     assert columns["energy"] == "Nullable(Float64)"
+    assert columns["published_at"] == "Nullable(DateTime64(6, 'UTC'))"
     assert columns["version"] == "UInt64"
+    version = client.query(
+        "SELECT default_kind, default_expression FROM system.columns "
+        f"WHERE database = '{db}' AND table = 'rt_lmp_store' AND name = 'version'"
+    ).result_rows
+    assert version == [("DEFAULT", "toUInt64(greatest(ifNull(toUnixTimestamp64Micro(published_at), 0), 0))")]
+
+
+def test_version_is_published_at_in_microseconds_never_the_insert_time(
+    client, layout: ClickHouseLayout
+) -> None:
+    store = layout.store
+    client.command(
+        f"INSERT INTO {store} (ts, interval_end, iso, market, node, lmp, published_at) VALUES "
+        "('2026-11-26 00:00:00', '2026-11-26 00:05:00', 'CAISO', 'RT5', 'P', 1, '2021-03-04 05:06:07.000008'), "
+        "('2026-11-26 00:00:00', '2026-11-26 00:05:00', 'CAISO', 'RT5', 'N', 1, NULL)"
+    )
+    client.command(  # a row inserted by hand without the column at all
+        f"INSERT INTO {store} (ts, interval_end, iso, market, node, lmp) VALUES "
+        "('2026-11-26 00:00:00', '2026-11-26 00:05:00', 'CAISO', 'RT5', 'M', 1)"
+    )
+    got = client.query(f"SELECT node, version FROM {store} ORDER BY node").result_rows
+    published = int(datetime(2021, 3, 4, 5, 6, 7, 8, tzinfo=UTC).timestamp() * 1_000_000)
+    assert got == [("M", 0), ("N", 0), ("P", published)]  # not the server's now(): no source time -> 0
+
+
+LEGACY_STORE = """CREATE TABLE {db}.rt_lmp_store
+(
+    ts DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
+    interval_end DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
+    iso LowCardinality(String),
+    market LowCardinality(String),
+    node LowCardinality(String),
+    node_type LowCardinality(Nullable(String)),
+    lmp Float64 CODEC(Gorilla, ZSTD(1)),
+    energy Nullable(Float64) CODEC(Gorilla, ZSTD(1)),
+    congestion Nullable(Float64) CODEC(Gorilla, ZSTD(1)),
+    loss Nullable(Float64) CODEC(Gorilla, ZSTD(1)),
+    ghg Nullable(Float64) CODEC(Gorilla, ZSTD(1)),
+    version UInt64 DEFAULT toUnixTimestamp64Micro(now64(6)) CODEC(Delta, ZSTD(1))
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(ts)
+ORDER BY (iso, node, market, ts)
+TTL toDateTime(ts) + INTERVAL 400 DAY DELETE
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000"""
+
+LEGACY_VIEW = """CREATE VIEW {db}.rt_lmp AS
+SELECT ts, interval_end, iso, market, node, node_type, lmp, energy, congestion, loss, ghg, version
+FROM {db}.rt_lmp_store FINAL"""
+
+
+def test_ensure_schema_upgrades_a_store_versioned_by_insert_time(client) -> None:
+    db = unique_database("legacy")
+    client.command(f"CREATE DATABASE {db}")
+    client.command(LEGACY_STORE.format(db=db))
+    client.command(LEGACY_VIEW.format(db=db))
+    client.insert_arrow(f"{db}.rt_lmp_store", lmp_rows(T0, 2, ["A", "B"], price=10.0))  # the old sink
+    old = client.query(f"SELECT node, ts, version FROM {db}.rt_lmp_store ORDER BY node, ts").result_rows
+    layout = ClickHouseLayout.of("rt_lmp", database=db)
+
+    ran = ensure_schema(client, layout)
+
+    assert layout.upgrade() == [
+        f"ALTER TABLE {db}.rt_lmp_store ADD COLUMN IF NOT EXISTS published_at "
+        "Nullable(DateTime64(6, 'UTC')) CODEC(Delta, ZSTD(1)) AFTER ghg",
+        f"ALTER TABLE {db}.rt_lmp_store MODIFY COLUMN version UInt64 DEFAULT "
+        "toUInt64(greatest(ifNull(toUnixTimestamp64Micro(published_at), 0), 0)) CODEC(Delta, ZSTD(1))",
+        layout.create_view(replace=True),
+    ]
+    render = layout.render()  # database and store, the upgrade, then the (existing) view and rollups
+    assert ran == [*render[:2], *layout.upgrade(), *render[2:]]
+    columns = client.query(
+        f"SELECT table, name, default_expression FROM system.columns WHERE database = '{db}' "
+        "AND table IN ('rt_lmp_store', 'rt_lmp') AND name IN ('published_at', 'version') ORDER BY table, name"
+    ).result_rows
+    expr = "toUInt64(greatest(ifNull(toUnixTimestamp64Micro(published_at), 0), 0))"
+    assert columns == [
+        ("rt_lmp", "published_at", ""),
+        ("rt_lmp", "version", ""),
+        ("rt_lmp_store", "published_at", ""),
+        ("rt_lmp_store", "version", expr),
+    ]
+    # Stored rows keep their insert-time versions (metadata-only ALTER) and get a NULL published_at.
+    assert client.query(f"SELECT node, ts, version FROM {layout.view} ORDER BY node, ts").result_rows == old
+    assert client.query(f"SELECT count() FROM {layout.view} WHERE published_at IS NULL").result_rows == [(4,)]
+
+    # Idempotent: a second run finds nothing to upgrade and changes nothing.
+    before = tables_state(client, db)
+    assert ensure_schema(client, layout) == layout.render()
+    assert tables_state(client, db) == before
+
+    # From now on the data decides: a revision published after the old rows wins, a stale one loses.
+    newest_old = datetime.fromtimestamp(max(v for *_, v in old) / 1e6, UTC)
+    sink = ClickHouseSink(client, layout)
+    write(sink, published(lmp_rows(T0, 1, ["A"], price=70.0), newest_old + timedelta(seconds=1)), "new")
+    write(sink, published(lmp_rows(T0, 2, ["B"], price=-5.0), newest_old - timedelta(days=1)), "stale")
+    got = client.query(f"SELECT node, lmp FROM {layout.view} ORDER BY node, ts").result_rows
+    assert got == [("A", 70.0), ("A", 11.0), ("B", 10.0), ("B", 11.0)]
+    assert stored_rollup(client, layout, "hourly") == direct_rollup(client, layout, "toStartOfHour(ts)")
+
+
+def published(table: pa.Table, at: datetime) -> pa.Table:
+    return table.append_column("published_at", pa.array([at] * table.num_rows, TS))
 
 
 def test_view_returns_canonical_arrow_schema(client, layout: ClickHouseLayout) -> None:
@@ -238,6 +345,66 @@ def test_cluster_local_table_is_replicated_rmt_on_cluster() -> None:
         "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)" in CLUSTER.create_local()
     )
     assert "non_replicated_deduplication_window" not in CLUSTER.create_local()
+    assert CLUSTER.create_local().splitlines()[13:16] == [
+        "    published_at Nullable(DateTime64(6, 'UTC')) CODEC(Delta, ZSTD(1)),",
+        "    version UInt64 DEFAULT toUInt64(greatest(ifNull(toUnixTimestamp64Micro(published_at), 0), 0)) "
+        "CODEC(Delta, ZSTD(1))",
+        ")",
+    ]
+    assert "now64" not in CLUSTER.create_local()
+
+
+VERSION_EXPR = "toUInt64(greatest(ifNull(toUnixTimestamp64Micro(published_at), 0), 0))"
+
+CLUSTER_UPGRADE = [
+    "ALTER TABLE lmp.rt_lmp_local ON CLUSTER hmco_cluster ADD COLUMN IF NOT EXISTS published_at "
+    "Nullable(DateTime64(6, 'UTC')) CODEC(Delta, ZSTD(1)) AFTER ghg",
+    "ALTER TABLE lmp.rt_lmp_store ON CLUSTER hmco_cluster ADD COLUMN IF NOT EXISTS published_at "
+    "Nullable(DateTime64(6, 'UTC')) AFTER ghg",
+    "ALTER TABLE lmp.rt_lmp_local ON CLUSTER hmco_cluster MODIFY COLUMN version UInt64 DEFAULT "
+    f"{VERSION_EXPR} CODEC(Delta, ZSTD(1))",
+    f"ALTER TABLE lmp.rt_lmp_store ON CLUSTER hmco_cluster MODIFY COLUMN version UInt64 DEFAULT {VERSION_EXPR}",
+    "CREATE OR REPLACE VIEW lmp.rt_lmp ON CLUSTER hmco_cluster AS\n"
+    "SELECT ts, interval_end, iso, market, node, node_type, lmp, energy, congestion, loss, ghg, "
+    "published_at, version\n"
+    "FROM lmp.rt_lmp_store FINAL",
+]
+
+
+def test_cluster_upgrade_alters_local_then_distributed_then_replaces_view() -> None:
+    assert CLUSTER.upgrade() == CLUSTER_UPGRADE
+
+
+class SystemColumns:
+    """Answers ``system.columns`` lookups from a dict (no cluster here to ask); records nothing else."""
+
+    def __init__(self, tables: dict[str, list[tuple[str, str, str]]]) -> None:
+        self.tables = tables
+
+    def query(self, sql: str, parameters: dict[str, str]) -> Any:
+        assert "system.columns" in sql and parameters["db"] == "lmp"
+        return SimpleNamespace(result_rows=self.tables.get(parameters["t"], []))
+
+
+def legacy_columns(*, source: bool, derived: bool) -> list[tuple[str, str, str]]:
+    names = [n for n in get_dataset("rt_lmp").schema.names if source or n != "published_at"]
+    version = ("DEFAULT", VERSION_EXPR if derived else "toUnixTimestamp64Micro(now64(6))")
+    return [(n, "", "") for n in names] + [("version", *version)]
+
+
+def test_cluster_upgrade_inspects_the_local_and_the_distributed_table() -> None:
+    view = [(n, "", "") for n in [*get_dataset("rt_lmp").schema.names, "version"]]
+    old = legacy_columns(source=False, derived=False)
+    legacy = SystemColumns({"rt_lmp_local": old, "rt_lmp_store": old, "rt_lmp": old})
+    assert upgrade_statements(legacy, CLUSTER) == CLUSTER_UPGRADE  # type: ignore[arg-type]
+    # A previous run upgraded the local tables and stopped: only the Distributed table is left to do.
+    half = SystemColumns(
+        {"rt_lmp_local": legacy_columns(source=True, derived=True), "rt_lmp_store": old, "rt_lmp": view}
+    )
+    assert upgrade_statements(half, CLUSTER) == [CLUSTER_UPGRADE[1], CLUSTER_UPGRADE[3]]  # type: ignore[arg-type]
+    done = legacy_columns(source=True, derived=True)
+    current = SystemColumns({"rt_lmp_local": done, "rt_lmp_store": done, "rt_lmp": view})
+    assert upgrade_statements(current, CLUSTER) == []  # type: ignore[arg-type]
 
 
 def test_cluster_store_is_distributed_sharded_by_iso_and_node() -> None:
@@ -248,7 +415,8 @@ def test_cluster_store_is_distributed_sharded_by_iso_and_node() -> None:
     )
     assert statements[3] == (
         "CREATE VIEW IF NOT EXISTS lmp.rt_lmp ON CLUSTER hmco_cluster AS\n"
-        "SELECT ts, interval_end, iso, market, node, node_type, lmp, energy, congestion, loss, ghg, version\n"
+        "SELECT ts, interval_end, iso, market, node, node_type, lmp, energy, congestion, loss, ghg, "
+        "published_at, version\n"
         "FROM lmp.rt_lmp_store FINAL"
     )
     assert (
@@ -268,8 +436,8 @@ def test_cluster_refresh_views_read_and_write_local_tables() -> None:
 
 
 def test_every_cluster_statement_parses(client) -> None:
-    statements = CLUSTER.render() + CLUSTER.modify_ttl()
-    assert len(statements) == 12 + 3
+    statements = CLUSTER.render() + CLUSTER.modify_ttl() + CLUSTER.upgrade()
+    assert len(statements) == 12 + 3 + 5
     for stmt in statements:
         assert client.query(f"EXPLAIN AST {stmt}").result_rows, stmt
 

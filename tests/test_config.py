@@ -5,8 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from hmco.config import Settings
+from hmco.catalog import catalog_properties
+from hmco.config import (
+    CatalogSettings,
+    ClickHouseSettings,
+    S3Settings,
+    Settings,
+    SourceCredentials,
+    TrinoSettings,
+)
 from hmco.errors import ConfigError
 
 
@@ -76,3 +85,33 @@ def test_invalid_setting_names_the_field() -> None:
 def test_missing_profile_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         Settings.load(profile_file=tmp_path / "nope.yaml")
+
+
+def test_a_password_in_the_catalog_uri_is_masked_in_repr_str_and_json_but_kept_for_use() -> None:
+    uri = "postgresql+psycopg2://hmco:uri-secret-0005@127.0.0.1:5432/cat"
+    settings = Settings.load(profile="cluster", catalog={"type": "sql", "uri": uri})
+
+    for text in (repr(settings), str(settings), repr(settings.catalog), str(settings.catalog)):
+        assert "uri-secret-0005" not in text
+        assert "postgresql+psycopg2://hmco:***@127.0.0.1:5432/cat" in text
+    assert "uri-secret-0005" not in settings.model_dump_json()
+    assert settings.catalog.uri == uri
+    assert catalog_properties(settings)["uri"] == uri  # pyiceberg gets the real one
+
+
+@pytest.mark.parametrize(
+    ("section", "values"),
+    [
+        (CatalogSettings, {"type": "rest", "uri": "https://cat:sec-0006@rest/v1?token=sec-0007"}),
+        (CatalogSettings, {"properties": {"s3.secret-access-key": "sec-0008", "uri": "x://u:sec-0009@h"}}),
+        (S3Settings, {"endpoint": "http://minio:sec-0010@minio:9000", "secret_access_key": "sec-0011"}),
+        (ClickHouseSettings, {"host": "ch-0", "password": "sec-0012"}),
+        (TrinoSettings, {"host": "trino", "password": "sec-0013"}),
+        (SourceCredentials, {"noaa_token": "sec-0014", "miso_subscription_key": "sec-0015"}),
+    ],
+)
+def test_no_settings_section_prints_a_secret(section: type[BaseModel], values: dict[str, object]) -> None:
+    obj = section.model_validate(values)
+    text = repr(obj) + str(obj)
+    assert "sec-00" not in text
+    assert "***" in text or "**********" in text

@@ -29,8 +29,8 @@ def _rows(lake: Lake, dataset: str = "rt_lmp", tier: str | None = None) -> pa.Ta
 def test_rerun_of_window_replaces_rows(lake: Lake) -> None:
     batch = synthetic_lmp(DAY, nodes=50)
     sink = IcebergSink(lake, pipeline="p")
-    sink.write(batch, dataset=RT, window=DAY, batch_id="b1", watermark=DAY.end)
-    sink.write(batch, dataset=RT, window=DAY, batch_id="b2", watermark=DAY.end)
+    sink.write(batch, dataset=RT, window=DAY, batch_id="b1")
+    sink.write(batch, dataset=RT, window=DAY, batch_id="b2")
     out = _rows(lake)
     assert out.num_rows == batch.num_rows == 50 * 288
     assert out.group_by(["node", "ts"]).aggregate([]).num_rows == out.num_rows  # no duplicate key
@@ -66,7 +66,7 @@ def test_rerun_only_replaces_its_own_scope(lake: Lake) -> None:
 
 def test_commit_carries_watermark_and_batch_id(lake: Lake) -> None:
     sink = IcebergSink(lake, pipeline="caiso-rt")
-    sink.write(synthetic_lmp(DAY, nodes=3), dataset=RT, window=DAY, batch_id="batch-42", watermark=DAY.end)
+    sink.write(synthetic_lmp(DAY, nodes=3), dataset=RT, window=DAY, batch_id="batch-42")
     tbl = lake.table("rt_lmp")
     summary = tbl.current_snapshot().summary.additional_properties
     assert summary["hmco.batch-id"] == "batch-42"
@@ -78,8 +78,8 @@ def test_commit_carries_watermark_and_batch_id(lake: Lake) -> None:
 def test_rerunning_an_old_window_never_moves_the_watermark_back(lake: Lake) -> None:
     sink = IcebergSink(lake, pipeline="p")
     later = Window.day("2026-11-27")
-    sink.write(synthetic_lmp(later, nodes=2), dataset=RT, window=later, batch_id="b1", watermark=later.end)
-    sink.write(synthetic_lmp(DAY, nodes=2), dataset=RT, window=DAY, batch_id="b2", watermark=DAY.end)
+    sink.write(synthetic_lmp(later, nodes=2), dataset=RT, window=later, batch_id="b1")
+    sink.write(synthetic_lmp(DAY, nodes=2), dataset=RT, window=DAY, batch_id="b2")
     assert lake.watermark("rt_lmp", "p") == later.end
 
 

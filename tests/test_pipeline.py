@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from hmco.compose.pipeline import Pipeline
 from hmco.errors import PipelineError, QualityGateFailed, SourceUnavailable
 from hmco.lake import Lake
-from hmco.pipeline import Pipeline
 from hmco.quality.gate import ExpectationOutcome, GateResult
 from hmco.schemas import Dataset
 from hmco.sinks.raw import RawArchive
@@ -95,7 +95,9 @@ def test_same_window_twice_gives_the_same_rows(lake: Lake) -> None:
     before = _curated(lake).sort_by([("node", "ascending"), ("ts", "ascending")])
     report = pipe.run(SIX_HOURS)
     after = _curated(lake).sort_by([("node", "ascending"), ("ts", "ascending")])
-    assert after.equals(before)
+    # The same rows, now as a later revision: published_at is the (newer) fetch time of the re-run.
+    assert after.drop_columns(["published_at"]).equals(before.drop_columns(["published_at"]))
+    assert pc.min(after["published_at"]).as_py() > pc.max(before["published_at"]).as_py()
     assert sum(w.archived for w in report.windows) == 0  # identical payloads are not stored again
 
 
@@ -173,7 +175,7 @@ import os, sys
 from datetime import timedelta
 from hmco.config import Settings
 from hmco.lake import Lake
-from hmco.pipeline import Pipeline
+from hmco.compose.pipeline import Pipeline
 from hmco.sources.synthetic import SyntheticISO
 
 class CrashOnThird:
@@ -278,8 +280,13 @@ def _null_first_node(table: pa.Table) -> pa.Table:
 def test_batch_that_cannot_be_stored_is_quarantined_with_a_typed_error(lake: Lake) -> None:
     import pyarrow.parquet as pq
 
+    # Ungated on purpose: with the gate on, not_null.node stops this batch first (tests/test_quality_*).
     pipe = Pipeline(
-        SyntheticISO(nodes=4, settings=lake.settings), lake=lake, name="rt", transforms=[_null_first_node]
+        SyntheticISO(nodes=4, settings=lake.settings),
+        lake=lake,
+        name="rt",
+        transforms=[_null_first_node],
+        gate=False,
     )
     with pytest.raises(PipelineError) as info:
         pipe.run(SIX_HOURS)
@@ -298,8 +305,14 @@ def test_a_revision_inside_one_batch_publishes_only_the_last_value(lake: Lake) -
         revised = revised.set_column(revised.schema.get_field_index("lmp"), "lmp", pa.array([999.0]))
         return pa.concat_tables([table, revised], promote_options="permissive")
 
+    # Ungated: the default suite refuses duplicate keys in a batch (unique.primary_key); without it,
+    # publishing still de-duplicates, keeping the last revision.
     pipe = Pipeline(
-        SyntheticISO(nodes=4, settings=lake.settings), lake=lake, name="rt", transforms=[revise_first_row]
+        SyntheticISO(nodes=4, settings=lake.settings),
+        lake=lake,
+        name="rt",
+        transforms=[revise_first_row],
+        gate=False,
     )
     report = pipe.run(SIX_HOURS)
     out = _curated(lake)
@@ -317,7 +330,7 @@ class FailingSink:
         self.fail_hours = set(fail_hours)
         self.windows: list[Window] = []
 
-    def write(self, table: pa.Table, *, dataset: Dataset, window: Window, batch_id: str, watermark=None):  # type: ignore[no-untyped-def]
+    def write(self, table: pa.Table, *, dataset: Dataset, window: Window, batch_id: str, scope=None):  # type: ignore[no-untyped-def]
         from hmco.errors import SinkError
         from hmco.sinks.base import WriteResult
 

@@ -20,9 +20,9 @@ import pytest
 from pyiceberg.exceptions import NoSuchTableError
 
 import hmco
+from hmco.compose.pipeline import Transform, WindowOutcome
 from hmco.config import Settings
 from hmco.errors import QualityGateFailed
-from hmco.pipeline import Transform, WindowOutcome
 from hmco.quality import build_gate
 from hmco.schemas import TS
 from hmco.sources.synthetic import SyntheticISO

@@ -358,6 +358,23 @@ def test_import_hmco_quality_does_not_import_great_expectations() -> None:
     assert out.split() == ["False", "False"]
 
 
+def test_monitoring_imports_nothing_from_quality() -> None:
+    """Dependencies point one way: quality (and compose) record into monitoring, never the reverse."""
+    import ast
+    from pathlib import Path
+
+    import hmco.monitoring
+
+    imported: set[str] = set()
+    for path in Path(hmco.monitoring.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert sorted(m for m in imported if m.startswith("hmco.") and not m.startswith("hmco.monitoring")) == []
+
+
 def test_repeated_checks_keep_no_results_in_the_gx_context(gate: ExpectationGate, batch: pa.Table) -> None:
     for _ in range(3):
         assert gate.check(batch, RT_LMP, WINDOW).passed

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from hmco.compose.pipeline import Pipeline
 from hmco.errors import ConfigError
 from hmco.lake import Lake
-from hmco.pipeline import Pipeline
 from hmco.query.lake import LakeSQL, translate
 from hmco.sources.synthetic import SyntheticISO
 from hmco.windows import Window

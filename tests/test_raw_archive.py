@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from hmco.lake import Lake
-from hmco.security.redaction import register_secret
+from hmco.redaction import register_secret
 from hmco.sinks.raw import RawArchive
 from hmco.sources.base import RawPayload
 from hmco.sources.synthetic import SyntheticISO

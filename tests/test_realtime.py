@@ -6,17 +6,21 @@ import math
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from hmco.clickhouse import ClickHouseLayout, connect_clickhouse, ensure_schema
-from hmco.realtime import RealtimeRunner, install_stop_signals
+from hmco.compose.realtime import RealtimeRunner, install_stop_signals
+from hmco.config import Settings
+from hmco.lake import Lake
 from hmco.schemas import Dataset
 from hmco.sinks.base import WriteResult
 from hmco.sinks.clickhouse import ClickHouseSink
-from hmco.sources.base import RawPayload
+from hmco.sinks.raw import RawArchive
+from hmco.sources.http import HttpOptions
 from hmco.sources.spp import SPP, interval_file_path
 from hmco.windows import Window
 from tests.support.chdb import chdb_settings, unique_database
@@ -52,14 +56,6 @@ class FakeClock:
         self.now += timedelta(seconds=seconds)
 
 
-class ListArchive:
-    def __init__(self) -> None:
-        self.payloads: list[RawPayload] = []
-
-    def put(self, payload: RawPayload) -> None:
-        self.payloads.append(payload)
-
-
 class RecordingSink:
     name = "recording"
 
@@ -73,7 +69,7 @@ class RecordingSink:
         dataset: Dataset,
         window: Window,
         batch_id: str,
-        watermark: datetime | None = None,
+        scope: object = None,
     ) -> WriteResult:
         self.batches.append((batch_id, window, table.num_rows))
         return WriteResult(self.name, "memory", table.num_rows)
@@ -107,9 +103,7 @@ def spp(replay: ReplayServer, **kwargs: Any) -> SPP:
     return SPP(
         settings=chdb_settings(),
         base_url=replay.url + "/file-browser-api",
-        min_interval=0.0,
-        sleep=lambda s: None,
-        clock=lambda: 0.0,
+        http=HttpOptions(min_interval=0.0, sleep=lambda s: None, clock=lambda: 0.0),
         **kwargs,
     )
 
@@ -206,8 +200,11 @@ def test_lag_is_infinite_for_an_iso_without_data(replay: ReplayServer, sink: Cli
 def test_failing_iso_is_reported_and_others_still_written(replay: ReplayServer, sink: ClickHouseSink) -> None:
     publish(replay, datetime(2026, 11, 27, 10, 5, tzinfo=UTC), datetime(2026, 11, 27, 11, 0, tzinfo=UTC))
     replay.add("/broken/download/rtbm-lmp-by-location", Reply(503, b"down"))
-    broken = SPP(settings=chdb_settings(), base_url=replay.url + "/broken", min_interval=0.0, max_attempts=2,
-                 sleep=lambda s: None, clock=lambda: 0.0)  # fmt: skip
+    broken = SPP(
+        settings=chdb_settings(),
+        base_url=replay.url + "/broken",
+        http=HttpOptions(min_interval=0.0, max_attempts=2, sleep=lambda s: None, clock=lambda: 0.0),
+    )
     runner = RealtimeRunner(
         {"SPP": spp(replay), "MISO": broken}, sink, clock=FakeClock(T), initial_lookback=timedelta(hours=1)
     )
@@ -218,23 +215,28 @@ def test_failing_iso_is_reported_and_others_still_written(replay: ReplayServer, 
     assert runner.registry.get_sample_value("hmco_rt_poll_errors_total", {"iso": "MISO"}) == 1.0
 
 
-def test_payloads_archived_and_extra_sinks_written(replay: ReplayServer, sink: ClickHouseSink) -> None:
+def test_payloads_archived_and_extra_sinks_written(
+    replay: ReplayServer, sink: ClickHouseSink, tmp_path: Path
+) -> None:
     publish(replay, datetime(2026, 11, 27, 10, 35, tzinfo=UTC), datetime(2026, 11, 27, 11, 0, tzinfo=UTC))
-    archive, lake = ListArchive(), RecordingSink()
+    lake = Lake(Settings.load(home=tmp_path / "hmco"))
+    archive, extra = RawArchive(lake), RecordingSink()
     runner = RealtimeRunner(
         [spp(replay)],
         sink,
-        sinks=[lake],
+        lake=lake,
+        sinks=[extra],
         archive=archive,
         clock=FakeClock(T),
         initial_lookback=timedelta(minutes=30),
     )
     runner.run_once()
-    assert [p.meta["path"] for p in archive.payloads] == [
+    archived = sorted(archive.describe(k)["meta"]["path"] for k in archive.keys("spp"))
+    assert archived == [
         interval_file_path(datetime(2026, 11, 27, 10, 35, tzinfo=UTC) + timedelta(minutes=5 * i))
         for i in range(6)
     ]
-    assert lake.batches == [
+    assert extra.batches == [
         (
             "SPP:20261127T103000-20261127T110000",
             Window(datetime(2026, 11, 27, 10, 30, tzinfo=UTC), datetime(2026, 11, 27, 11, tzinfo=UTC)),

@@ -5,10 +5,29 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from hmco._logging import configure_logging
-from hmco.errors import SourceUnavailable
-from hmco.security.redaction import redact_bytes, redact_mapping, redact_text, redact_url, register_secret
+from hmco.config import Settings
+from hmco.errors import AuthenticationError, SourceUnavailable
+from hmco.redaction import redact_bytes, redact_mapping, redact_text, redact_url, register_secret
+from hmco.sources.eia import EIA
+from hmco.sources.http import HttpClient, HttpOptions
+from hmco.windows import Window
+from tests.support.replay import ReplayServer, Reply
+
+
+@pytest.fixture
+def hmco_logger() -> Iterator[logging.Logger]:
+    """The ``hmco`` logger, its level and handlers restored after ``configure_logging`` changed them."""
+    logger = logging.getLogger("hmco")
+    level, handlers = logger.level, list(logger.handlers)
+    yield logger
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
 
 
 def test_registered_secret_is_masked_in_text_and_bytes() -> None:
@@ -24,7 +43,7 @@ def test_secret_parameter_names_are_masked_in_urls_and_mappings() -> None:
     assert "hunter2pass" not in redact_url("postgresql://etl:hunter2pass@pg:5432/iceberg")
 
 
-def test_log_records_are_redacted_in_text_and_json(caplog: object) -> None:
+def test_log_records_are_redacted_in_text_and_json(hmco_logger: logging.Logger) -> None:
     register_secret("fred-key-9f8e7d6c5b4a")
     for as_json in (False, True):
         handler = configure_logging("INFO", json=as_json)
@@ -38,10 +57,53 @@ def test_log_records_are_redacted_in_text_and_json(caplog: object) -> None:
             assert json.loads(out.strip().splitlines()[-1])["level"] == "warning"
 
 
-def test_errors_do_not_carry_secrets_in_their_context() -> None:
-    register_secret("census-key-0011223344")
-    err = SourceUnavailable("boom", url=redact_url("https://api.census.gov/data?key=census-key-0011223344"))
-    assert "census-key-0011223344" not in str(err)
+def test_http_errors_carry_neither_the_key_sent_nor_the_key_echoed(replay: ReplayServer) -> None:
+    key = "never-registered-key-5566778899"  # masked by its parameter name alone
+    echo = {"error": "internal error", "request": {"params": {"api_key": key}}}
+    replay.add("/v1/data", Reply(500, json.dumps(echo).encode()))
+    client = HttpClient(replay.url, max_attempts=2, sleep=lambda s: None)
+
+    with pytest.raises(SourceUnavailable) as info:
+        client.get("v1/data", [("api_key", key), ("frequency", "daily")])
+
+    assert replay.requests[0].param("api_key") == key  # the real key went out
+    err = info.value
+    assert key not in str(err)
+    assert all(key not in str(value) for value in err.context.values())
+    assert "api_key=***" in err.context["url"] and "frequency=daily" in err.context["url"]
+    assert '"api_key": "***"' in str(err)  # the echoed body is quoted, masked
+
+
+def test_source_errors_do_not_carry_the_configured_key(replay: ReplayServer, tmp_path: Path) -> None:
+    key = "eia-configured-key-2468013579"
+    echo = {
+        "error": {"code": "API_KEY_INVALID", "message": f"An invalid api_key {key} was supplied."},
+        "request": {"params": {"api_key": key, "frequency": "daily"}},
+    }
+    replay.add("/v2/electricity/rto/daily-fuel-type-data/data/", Reply(403, json.dumps(echo).encode()))
+    settings = Settings.load(home=tmp_path / "hmco", sources={"eia_api_key": key})
+    source = EIA(settings=settings, base_url=f"{replay.url}/v2/", http=HttpOptions(sleep=lambda s: None))
+
+    with pytest.raises(AuthenticationError) as info:
+        list(source.fetch(Window.day("2024-07-01")))
+
+    assert replay.requests[0].param("api_key") == key
+    err = info.value
+    assert "invalid api_key" in str(err)
+    assert key not in str(err)
+    assert all(key not in str(value) for value in err.context.values())
+    assert "api_key=***" in err.context["url"]
+
+
+def test_url_userinfo_passwords_are_masked_in_text_and_urls() -> None:
+    uri = "postgresql+psycopg2://hmco:s3cret-pw@127.0.0.1:5432/cat"
+    assert redact_text(f"cannot open {uri}: refused") == (
+        "cannot open postgresql+psycopg2://hmco:***@127.0.0.1:5432/cat: refused"
+    )
+    assert redact_url(uri) == "postgresql+psycopg2://hmco:***@127.0.0.1:5432/cat"
+    assert redact_text("uri='redis://:p@ss:word@cache:6379/0'") == "uri='redis://:***@cache:6379/0'"
+    assert redact_text("https://api.example.com:8443/v1/a@b") == "https://api.example.com:8443/v1/a@b"
+    assert redact_url("postgresql://etl:hunter2@[::1/db") == "postgresql://etl:***@[::1/db"  # unparsable
 
 
 def test_bearer_tokens_and_json_or_repr_secret_fields_are_masked_in_text() -> None:

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from pydantic import SecretStr
 
+from hmco.redaction import REDACTED, register_secret
 from hmco.schemas import TS
-from hmco.security.redaction import REDACTED, register_secret
 from hmco.sources.base import (
     RawPayload,
     body_sha256,

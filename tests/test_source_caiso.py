@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from hmco.compose.spec import load_spec
 from hmco.config import Settings
 from hmco.errors import (
     ConfigError,
@@ -27,8 +28,7 @@ from hmco.errors import (
 from hmco.schemas import RT_LMP, get_dataset
 from hmco.sources.base import RawPayload, get_source_class
 from hmco.sources.caiso import CAISO, MIN_INTERVAL, parse_payload, trade_date_window
-from hmco.sources.http import pacer_for
-from hmco.spec import load_spec
+from hmco.sources.http import HttpOptions, pacer_for
 from hmco.windows import Window
 from tests.payloads.caiso import build_fixtures as fixtures
 from tests.support.clock import FakeTime as FakeClock
@@ -46,11 +46,17 @@ def clock() -> FakeClock:
     return FakeClock(start=0.0)
 
 
-def make(replay: ReplayServer, clock: FakeClock, settings: Settings, **kwargs: Any) -> CAISO:
+def make(
+    replay: ReplayServer,
+    clock: FakeClock,
+    settings: Settings,
+    *,
+    http: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> CAISO:
     kwargs.setdefault("nodes", SAMPLE_NODES)
-    return CAISO(
-        base_url=f"{replay.url}/oasisapi", settings=settings, sleep=clock.sleep, clock=clock.clock, **kwargs
-    )
+    options = HttpOptions(sleep=clock.sleep, clock=clock.clock, **(http or {}))
+    return CAISO(base_url=f"{replay.url}/oasisapi", settings=settings, http=options, **kwargs)
 
 
 def fetch_all(source: CAISO, window: Window) -> list[RawPayload]:
@@ -103,6 +109,7 @@ def test_rt_lmp_sample_row_matches_reference_values(
         "congestion": -1.68082,
         "loss": 3.22051,
         "ghg": 0.0,
+        "published_at": None,  # the parser leaves it unset; the window processor stamps it
     }
 
 
@@ -232,6 +239,7 @@ def test_day_ahead_reads_prc_lmp_v12_mw_column(
         "congestion": 0.0,
         "loss": 3.43,
         "ghg": 0.0,
+        "published_at": None,  # the parser leaves it unset; the window processor stamps it
     }
 
 
@@ -391,7 +399,7 @@ def test_persistent_throttle_raises_rate_limited(
 ) -> None:
     replay.add(PATH, Reply.file("caiso/throttle_429.html", status=429))
     with pytest.raises(RateLimited, match="Acceptable Use Policy Violation"):
-        fetch_all(make(replay, clock, settings, max_attempts=3), SAMPLE_WINDOW)
+        fetch_all(make(replay, clock, settings, http={"max_attempts": 3}), SAMPLE_WINDOW)
 
     assert len(replay.requests) == 3
     assert clock.sleeps == [5.0, 5.0]
@@ -477,7 +485,7 @@ def test_persistent_transient_error_is_yielded_then_raised_as_source_unavailable
     replay: ReplayServer, clock: FakeClock, settings: Settings
 ) -> None:
     replay.add(PATH, Reply.file("caiso/error_1010_system.xml.zip", 200, None, **ERROR_HEADERS))
-    source = make(replay, clock, settings, max_attempts=2)
+    source = make(replay, clock, settings, http={"max_attempts": 2})
     (payload,) = fetch_all(source, SAMPLE_WINDOW)
 
     assert len(replay.requests) == 2
@@ -674,3 +682,40 @@ def test_sparse_node_interval_grid_keeps_only_reported_pairs(
 def test_committed_fixtures_match_their_builder() -> None:
     for name, data in fixtures.build().items():
         assert (PAYLOADS / "caiso" / name).read_bytes() == data, name
+
+
+# ------------------------------------------------------------------------- publication time
+
+LAST_MODIFIED = "Fri, 18 Jul 2025 07:12:31 GMT"
+
+
+def test_csv_report_takes_its_publication_time_from_last_modified(
+    replay: ReplayServer, clock: FakeClock, settings: Settings
+) -> None:
+    replay.add(PATH, Reply.file("caiso/rt_sample.zip", **{"Last-Modified": LAST_MODIFIED}))
+    (payload,) = fetch_all(make(replay, clock, settings), SAMPLE_WINDOW)
+
+    assert payload.published_at == datetime(2025, 7, 18, 7, 12, 31, tzinfo=UTC)
+    assert payload.version_time() == payload.published_at
+    assert payload.describe()["published_at"] == "2025-07-18T07:12:31+00:00"
+
+
+def test_csv_report_without_last_modified_has_no_publication_time(
+    replay: ReplayServer, clock: FakeClock, settings: Settings
+) -> None:
+    replay.add(PATH, Reply.file("caiso/rt_sample.zip"))
+    (payload,) = fetch_all(make(replay, clock, settings), SAMPLE_WINDOW)
+
+    assert payload.published_at is None
+    assert payload.version_time() == payload.fetched_at
+
+
+def test_xml_report_time_date_is_its_publication_time_even_with_last_modified(
+    replay: ReplayServer, clock: FakeClock, settings: Settings
+) -> None:
+    headers = {**ERROR_HEADERS, "Last-Modified": LAST_MODIFIED}
+    replay.add(PATH, Reply.file("caiso/error_1000_no_data.xml.zip", 200, None, **headers))
+    (payload,) = fetch_all(make(replay, clock, settings), SAMPLE_WINDOW)
+
+    # <m:TimeDate>2026-09-14T17:10:55.764Z</m:TimeDate> in the OASISReport's MessageHeader
+    assert payload.published_at == datetime(2026, 9, 14, 17, 10, 55, 764000, tzinfo=UTC)

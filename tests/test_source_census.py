@@ -14,6 +14,7 @@ from hmco.errors import AuthenticationError, NoData, PayloadError, RequestReject
 from hmco.schemas import get_dataset
 from hmco.sources.base import RawPayload
 from hmco.sources.census import Census
+from hmco.sources.http import HttpOptions
 from hmco.windows import Window
 from tests.support.replay import ReplayServer, Reply
 
@@ -24,10 +25,10 @@ V2023 = Window.of("2023-01-01", "2024-01-01")
 
 
 def census(replay: ReplayServer, settings: Settings, dataset: str = "census_acs", **kwargs: object) -> Census:
-    kwargs.setdefault("min_interval", 0.0)
     if dataset == "census_acs":
         kwargs.setdefault("variables", ["B01001_001E", "B19013_001E", "B19013_001M"])
-    return Census(dataset, settings=settings, base_url=replay.url, sleep=lambda s: None, **kwargs)  # type: ignore[arg-type]
+    http = HttpOptions(min_interval=0.0, sleep=lambda s: None)
+    return Census(dataset, settings=settings, base_url=replay.url, http=http, **kwargs)  # type: ignore[arg-type]
 
 
 def run(source: Census, window: Window) -> tuple[list[RawPayload], pa.Table]:
@@ -347,3 +348,29 @@ def test_timeseries_latest_window_is_last_published_month(settings: Settings) ->
     source = Census("census_timeseries", settings=settings)
     assert source.latest_window(utc(2026, 11, 20)) == Window.of("2026-10-01", "2026-11-01")
     assert source.latest_window(utc(2026, 1, 10)) == Window.of("2025-11-01", "2025-12-01")
+
+
+def test_error_answer_is_yielded_before_it_is_raised(replay: ReplayServer, keyed: Settings) -> None:
+    replay.add(ACS_PATH, Reply.file("census/invalid_key.html"))
+    source = census(replay, keyed)
+    fetch = source.fetch(V2023)
+
+    payload = next(fetch)  # the Invalid Key page, for the raw archive
+    assert b"Invalid Key" in payload.body
+    with pytest.raises(AuthenticationError, match="HMCO_SOURCES__CENSUS_KEY"):
+        next(fetch)
+    with pytest.raises(AuthenticationError, match="HMCO_SOURCES__CENSUS_KEY"):
+        source.parse(payload)
+
+
+def test_invalid_key_redirect_parses_to_authentication_error_from_the_archived_location(
+    replay: ReplayServer, keyed: Settings
+) -> None:
+    location = "https://api.census.gov/data/invalid_key.html"
+    replay.add(ACS_PATH, Reply(status=302, headers={"Location": location}))
+    source = census(replay, keyed)
+    payload = next(iter(source.fetch(V2023)))
+
+    assert payload.meta["location"] == location
+    with pytest.raises(AuthenticationError, match="Invalid Key"):
+        source.parse(payload)

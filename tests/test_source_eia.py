@@ -16,6 +16,7 @@ from hmco.errors import AuthenticationError, ConfigError, NoData, PayloadError, 
 from hmco.schemas import get_dataset
 from hmco.sources.base import RawPayload, get_source_class
 from hmco.sources.eia import EIA, parse_eia
+from hmco.sources.http import HttpOptions
 from hmco.windows import Window
 from tests.support.clock import FakeTime
 from tests.support.replay import PAYLOADS, ReplayServer, Reply
@@ -49,9 +50,7 @@ def make(
         dataset,
         settings=settings,
         base_url=f"{replay.url}/v2/",
-        sleep=fake_time.sleep,
-        clock=fake_time.clock,
-        backoff=0.5,
+        http=HttpOptions(sleep=fake_time.sleep, clock=fake_time.clock, backoff=0.5),
         **kw,
     )
 
@@ -499,3 +498,44 @@ def test_spot_prices_default_to_henry_hub_wti_and_brent(eia_settings: Settings) 
         for route, params in src.requests_for(Window.day("2024-07-01"))
     ]
     assert routes == [("natural-gas/pri/fut", ["RNGWHHD"]), ("petroleum/pri/spt", ["RWTC", "RBRTE"])]
+
+
+# --- every answer is yielded before it is judged (so the pipeline archives it first) ---------------
+
+
+@pytest.mark.parametrize("fixture", ["maintenance.html", "truncated.json"])
+def test_bad_second_page_is_yielded_before_its_error_is_raised(
+    replay: ReplayServer, eia_settings: Settings, fake_time: FakeTime, fixture: str
+) -> None:
+    bad = (PAYLOADS / f"eia/{fixture}").read_bytes()
+    replay.add(HOURLY, Reply(body=hourly_page(0, 5000, 9_000)), match={"offset": "0"})
+    replay.add(HOURLY, Reply(body=bad), match={"offset": "5000"})
+    src = make(replay, eia_settings, fake_time, "eia_hourly_fuel")
+    seen: list[RawPayload] = []
+
+    with pytest.raises(PayloadError, match="not JSON") as info:
+        for payload in src.fetch(Window.day("2024-01-01")):
+            seen.append(payload)
+
+    assert [p.page for p in seen] == [0, 1]
+    assert seen[0].meta["rows"] == 5000
+    assert seen[1].body == bad
+    assert info.value.context["sha256"] == seen[1].sha256
+    with pytest.raises(PayloadError, match="not JSON"):
+        src.parse(seen[1])
+
+
+def test_error_answer_is_yielded_and_parses_to_the_same_typed_error(
+    replay: ReplayServer, eia_settings: Settings, fake_time: FakeTime
+) -> None:
+    replay.add(DAILY, Reply.file("eia/error_api_key_invalid.json", status=403))
+    src = make(replay, eia_settings, fake_time)
+    fetch = src.fetch(Window.day("2024-07-01"))
+
+    payload = next(fetch)
+    assert payload.status == 403
+    assert FAKE_KEY.encode() not in payload.body
+    with pytest.raises(AuthenticationError, match="API_KEY_INVALID"):
+        next(fetch)
+    with pytest.raises(AuthenticationError, match="API_KEY_INVALID"):
+        src.parse(payload)

@@ -15,6 +15,7 @@ from hmco.errors import AuthenticationError, ConfigError, NoData, PayloadError, 
 from hmco.schemas import get_dataset
 from hmco.sources.base import RawPayload, get_source_class
 from hmco.sources.fred import FRED, parse_fred
+from hmco.sources.http import HttpOptions
 from hmco.windows import Window
 from tests.support.clock import FakeTime
 from tests.support.replay import PAYLOADS, ReplayServer, Reply
@@ -43,9 +44,7 @@ def make(replay: ReplayServer, settings: Settings, fake_time: FakeTime, **kw: An
     return FRED(
         settings=settings,
         base_url=f"{replay.url}/fred/",
-        sleep=fake_time.sleep,
-        clock=fake_time.clock,
-        max_attempts=3,
+        http=HttpOptions(sleep=fake_time.sleep, clock=fake_time.clock, max_attempts=3),
         **kw,
     )
 
@@ -290,3 +289,43 @@ def test_series_ids_are_required_and_validated(fred_settings: Settings) -> None:
         FRED(settings=fred_settings)
     with pytest.raises(ConfigError, match="25 alphanumeric"):
         FRED(settings=fred_settings, series_ids=["BAD SERIES"])
+
+
+# --- every answer is yielded before it is judged (so the pipeline archives it first) ---------------
+
+
+def test_bad_second_page_is_yielded_before_its_error_is_raised(
+    replay: ReplayServer, fred_settings: Settings, fake_time: FakeTime
+) -> None:
+    truncated = (PAYLOADS / "fred/gnpca_offset2.json").read_bytes()[:120]
+    replay.add(OBS, Reply.file("fred/gnpca_offset0.json"), match={"offset": "0"})
+    replay.add(OBS, Reply(body=truncated), match={"offset": "2"})
+    src = make(replay, fred_settings, fake_time, series_ids=["GNPCA"], limit=2)
+    seen: list[RawPayload] = []
+
+    with pytest.raises(PayloadError, match="not JSON") as info:
+        for payload in src.fetch(Window.of("2019-01-01", "2024-01-01")):
+            seen.append(payload)
+
+    assert [p.page for p in seen] == [0, 1]
+    assert seen[1].body == truncated
+    assert info.value.context["sha256"] == seen[1].sha256
+    assert seen[1].meta == {"series_id": "GNPCA", "offset": 2, "limit": 2}  # no rows: it could not be read
+    with pytest.raises(PayloadError, match="not JSON"):
+        src.parse(seen[1])
+
+
+def test_error_answer_is_yielded_and_parses_to_the_same_typed_error(
+    replay: ReplayServer, fred_settings: Settings, fake_time: FakeTime
+) -> None:
+    replay.add(OBS, Reply.file("fred/error_bad_series_id.json", status=400))
+    src = make(replay, fred_settings, fake_time, series_ids=["NOSUCHSERIES"])
+    fetch = src.fetch(JULY)
+
+    payload = next(fetch)
+    assert payload.status == 400
+    with pytest.raises(RequestRejected, match="Invalid value for variable series_id"):
+        next(fetch)
+    with pytest.raises(RequestRejected, match="Invalid value for variable series_id") as info:
+        src.parse(payload)
+    assert info.value.context["series_id"] == "NOSUCHSERIES"

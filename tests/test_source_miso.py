@@ -10,6 +10,7 @@ import pytest
 from hmco.errors import AuthenticationError, PayloadError, RequestRejected, SchemaDriftError
 from hmco.schemas import get_dataset
 from hmco.sources.base import Source, get_source_class
+from hmco.sources.http import HttpOptions
 from hmco.sources.miso import INTERVAL_MARKS, MISO, parse_miso_five_min
 from hmco.windows import Window
 from tests.support.replay import ReplayServer, Reply
@@ -23,7 +24,9 @@ def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second
 
 
 def _miso(replay: ReplayServer, settings, now: datetime = JULY_27_AFTERNOON, **kw) -> MISO:  # type: ignore[no-untyped-def]
-    return MISO(settings=settings, base_url=f"{replay.url}/api", min_interval=0, now=lambda: now, **kw)
+    return MISO(
+        settings=settings, base_url=f"{replay.url}/api", http={"min_interval": 0}, now=lambda: now, **kw
+    )
 
 
 def _read(source: Source, window: Window) -> pa.Table:
@@ -60,6 +63,7 @@ def test_today_window_reads_rolling_feed_into_canonical_rows(replay: ReplayServe
         "congestion": 0.0,
         "loss": -0.25,
         "ghg": None,
+        "published_at": None,  # the parser leaves it unset; the window processor stamps it
     }
 
 
@@ -220,7 +224,10 @@ def test_nodes_param_given_as_one_string_filters_rows(replay: ReplayServer, sett
 
 def test_window_from_yesterday_past_today_plans_previous_and_rolling(settings) -> None:  # type: ignore[no-untyped-def]
     src = MISO(
-        settings=settings, base_url="http://127.0.0.1:9", min_interval=0, now=lambda: JULY_27_AFTERNOON
+        settings=settings,
+        base_url="http://127.0.0.1:9",
+        http={"min_interval": 0},
+        now=lambda: JULY_27_AFTERNOON,
     )
     # 2026-07-26 00:00 EST .. 2026-07-28 01:00 EST: three market days, the last one still ahead
     window = Window(_utc(2026, 7, 26, 5), _utc(2026, 7, 28, 6))
@@ -259,8 +266,7 @@ def test_each_feed_is_paced_to_one_request_a_minute(replay: ReplayServer, settin
         settings=settings,
         base_url=f"{replay.url}/api",
         now=lambda: JULY_27_AFTERNOON,
-        sleep=sleep,
-        clock=lambda: clock[0],
+        http=HttpOptions(sleep=sleep, clock=lambda: clock[0]),
     )
     with src:
         list(src.fetch(Window.day("2026-07-27")))  # Previous then Rolling: different feeds, no wait
@@ -271,7 +277,7 @@ def test_each_feed_is_paced_to_one_request_a_minute(replay: ReplayServer, settin
 
 
 def test_latest_window_is_the_newest_posted_interval(settings) -> None:  # type: ignore[no-untyped-def]
-    src = MISO(settings=settings, base_url="http://127.0.0.1:9", min_interval=0)
+    src = MISO(settings=settings, base_url="http://127.0.0.1:9", http={"min_interval": 0})
     window = src.latest_window(_utc(2026, 7, 27, 13, 32, 10))
     assert window == Window(_utc(2026, 7, 27, 13, 20), _utc(2026, 7, 27, 13, 25))
     src.close()
@@ -279,7 +285,7 @@ def test_latest_window_is_the_newest_posted_interval(settings) -> None:  # type:
 
 def test_latest_window_is_served_by_rolling_feed(settings) -> None:  # type: ignore[no-untyped-def]
     now = _utc(2026, 7, 27, 13, 32, 10)
-    src = MISO(settings=settings, base_url="http://127.0.0.1:9", min_interval=0, now=lambda: now)
+    src = MISO(settings=settings, base_url="http://127.0.0.1:9", http={"min_interval": 0}, now=lambda: now)
     window = src.latest_window(now)
     assert src.plan(window) == [("Rolling", window)]
     src.close()
@@ -295,3 +301,30 @@ def test_payload_records_feed_and_interval_convention(replay: ReplayServer, sett
     assert payload.meta["interval_marks"] == "start"
     assert payload.url.endswith("/api/MarketPricing/GetRealTimeFiveMinExPost/Rolling")
     assert b'"2026-07-27T08:15:00"' in payload.body
+
+
+def test_error_answer_is_yielded_before_it_is_raised(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
+    replay.add(FEED + "Rolling", Reply(404, b'{"Message":"No HTTP resource was found"}'))
+    with _miso(replay, settings) as src:
+        fetch = src.fetch(Window(_utc(2026, 7, 27, 13, 0), _utc(2026, 7, 27, 14, 0)))
+        payload = next(fetch)
+        assert (payload.status, payload.body) == (404, b'{"Message":"No HTTP resource was found"}')
+        with pytest.raises(RequestRejected, match="HTTP 404"):
+            next(fetch)
+        with pytest.raises(RequestRejected, match="HTTP 404"):
+            src.parse(payload)
+
+
+def test_last_modified_is_the_payloads_publication_time(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
+    served = Reply.file("miso/rolling_20260727.json", **{"Last-Modified": "Mon, 27 Jul 2026 13:21:04 GMT"})
+    replay.add(FEED + "Rolling", served)
+    with _miso(replay, settings) as src:
+        (payload,) = src.fetch(Window(_utc(2026, 7, 27, 13, 0), _utc(2026, 7, 27, 14, 0)))
+    assert payload.published_at == _utc(2026, 7, 27, 13, 21, 4)
+
+
+def test_without_last_modified_there_is_no_publication_time(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
+    replay.add(FEED + "Rolling", Reply.file("miso/rolling_20260727.json"))
+    with _miso(replay, settings) as src:
+        (payload,) = src.fetch(Window(_utc(2026, 7, 27, 13, 0), _utc(2026, 7, 27, 14, 0)))
+    assert payload.published_at is None

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -18,6 +19,7 @@ from hmco.config import Settings
 from hmco.errors import AuthenticationError, PayloadError, RateLimited, RequestRejected, SchemaDriftError
 from hmco.schemas import get_dataset
 from hmco.sources.base import RawPayload
+from hmco.sources.http import HttpOptions
 from hmco.sources.noaa import NOAA
 from hmco.windows import Window
 from tests.support.replay import ReplayServer, Reply
@@ -53,28 +55,32 @@ def noaa_settings(tmp_path: Path) -> Settings:
     return Settings.load(home=tmp_path / "hmco", sources={"noaa_token": TOKEN, "user_agent": AGENT})
 
 
-def cdo(replay: ReplayServer, settings: Settings, timeline: Timeline, **kwargs: object) -> NOAA:
-    kwargs.setdefault("min_interval", 0.0)
+def cdo(
+    replay: ReplayServer,
+    settings: Settings,
+    timeline: Timeline,
+    *,
+    http: dict[str, Any] | None = None,
+    **kwargs: object,
+) -> NOAA:
     kwargs.setdefault("stations", ["GHCND:USW00094728"])
+    options = HttpOptions(**{"min_interval": 0.0, **(http or {})}, sleep=timeline.sleep, clock=timeline.clock)
     return NOAA(
         "noaa_ghcnd_daily",
         settings=settings,
         base_url=replay.url,
-        sleep=timeline.sleep,
-        clock=timeline.clock,
+        http=options,
         **kwargs,  # type: ignore[arg-type]
     )
 
 
 def obs(replay: ReplayServer, settings: Settings, timeline: Timeline, **kwargs: object) -> NOAA:
-    kwargs.setdefault("min_interval", 0.0)
     kwargs.setdefault("stations", ["KSUA"])
     return NOAA(
         "noaa_observations",
         settings=settings,
         weather_base_url=replay.url,
-        sleep=timeline.sleep,
-        clock=timeline.clock,
+        http=HttpOptions(min_interval=0.0, sleep=timeline.sleep, clock=timeline.clock),
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -303,7 +309,9 @@ def test_ghcnd_daily_quota_is_rate_limited_until_reset(
     replay.add("/data", Reply.file("noaa/cdo_error_429_per_day.json", status=429))
     with pytest.raises(RateLimited, match="10,000 requests/day") as err:
         list(
-            cdo(replay, noaa_settings, timeline, max_attempts=2).fetch(Window.of("2024-01-14", "2024-01-16"))
+            cdo(replay, noaa_settings, timeline, http={"max_attempts": 2}).fetch(
+                Window.of("2024-01-14", "2024-01-16")
+            )
         )
     assert len(replay.requests_to("/data")) == 2
     assert err.value.retry_after is not None and 0 < err.value.retry_after <= 86400
@@ -314,7 +322,7 @@ def test_ghcnd_requests_are_paced_five_per_second(
 ) -> None:
     for offset in (1, 1001, 2001):
         replay.add("/data", Reply(body=cdo_page(offset, 2500)), match={"offset": str(offset)})
-    source = cdo(replay, noaa_settings, timeline, min_interval=None)
+    source = cdo(replay, noaa_settings, timeline, http={"min_interval": None})
     list(source.fetch(Window.of("2024-01-01", "2024-02-01")))
 
     assert source.min_interval == 0.2
@@ -533,3 +541,39 @@ def test_observations_empty_collection_is_empty_table(
     payloads, table = run(obs(replay, noaa_settings, timeline), OBS_WINDOW)
     assert len(payloads) == 1
     assert table.num_rows == 0 and table.schema.equals(get_dataset("noaa_observations").schema)
+
+
+# --- every answer is yielded before it is judged (so the pipeline archives it first) ---------------
+
+
+def test_ghcnd_error_answer_is_yielded_before_it_is_raised(
+    replay: ReplayServer, noaa_settings: Settings, timeline: Timeline
+) -> None:
+    replay.add("/data", Reply.file("noaa/cdo_error_400_bad_datatype.json", status=400))
+    source = cdo(replay, noaa_settings, timeline, datatypes=["TMAXX"])
+    fetch = source.fetch(Window.of("2024-01-14", "2024-01-16"))
+
+    payload = next(fetch)
+    assert payload.status == 400
+    with pytest.raises(RequestRejected, match="TMAXX"):
+        next(fetch)
+    with pytest.raises(RequestRejected, match="TMAXX"):
+        source.parse(payload)
+
+
+def test_observations_error_answer_is_yielded_before_it_is_raised(
+    replay: ReplayServer, noaa_settings: Settings, timeline: Timeline
+) -> None:
+    replay.add(
+        OBS_PATH,
+        Reply.file("noaa/problem_404_station.json", status=404, content_type="application/problem+json"),
+    )
+    source = obs(replay, noaa_settings, timeline)
+    fetch = source.fetch(OBS_WINDOW)
+
+    payload = next(fetch)
+    assert payload.status == 404
+    with pytest.raises(RequestRejected, match="Station KXXX not found"):
+        next(fetch)
+    with pytest.raises(RequestRejected, match="Station KXXX not found"):
+        source.parse(payload)

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from hmco.errors import NoData, PayloadError, SchemaDriftError
+from hmco.errors import AuthenticationError, NoData, PayloadError, SchemaDriftError
 from hmco.schemas import get_dataset
 from hmco.sources.base import Source, get_source_class
+from hmco.sources.http import HttpOptions
 from hmco.sources.spp import SPP, interval_file_path, interval_file_paths, parse_spp_rtbm_lmp
 from hmco.windows import Window
 from tests.support.replay import PAYLOADS, ReplayServer, Reply
@@ -26,7 +27,7 @@ def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second
 
 
 def _spp(replay: ReplayServer, settings, **kw) -> SPP:  # type: ignore[no-untyped-def]
-    return SPP(settings=settings, base_url=f"{replay.url}/file-browser-api", min_interval=0, **kw)
+    return SPP(settings=settings, base_url=f"{replay.url}/file-browser-api", http={"min_interval": 0}, **kw)
 
 
 def _read(source: Source, window: Window) -> pa.Table:
@@ -79,6 +80,7 @@ def test_interval_file_reads_into_canonical_rows(replay: ReplayServer, settings)
         "congestion": 1.0,
         "loss": -0.2,
         "ghg": None,
+        "published_at": None,  # the parser leaves it unset; the window processor stamps it
     }
 
 
@@ -268,9 +270,7 @@ def test_requests_are_paced_with_injected_sleep(replay: ReplayServer, settings) 
     src = SPP(
         settings=settings,
         base_url=f"{replay.url}/file-browser-api",
-        min_interval=2.0,
-        sleep=sleep,
-        clock=lambda: clock[0],
+        http=HttpOptions(min_interval=2.0, sleep=sleep, clock=lambda: clock[0]),
     )
     with src:
         list(src.fetch(Window(_utc(2026, 7, 27, 21, 20), _utc(2026, 7, 27, 21, 35))))
@@ -279,7 +279,7 @@ def test_requests_are_paced_with_injected_sleep(replay: ReplayServer, settings) 
 
 
 def test_latest_window_is_newest_published_interval(settings) -> None:  # type: ignore[no-untyped-def]
-    src = SPP(settings=settings, base_url="http://127.0.0.1:9", min_interval=0)
+    src = SPP(settings=settings, base_url="http://127.0.0.1:9", http={"min_interval": 0})
     assert src.latest_window(_utc(2026, 7, 27, 21, 32, 30)) == Window(
         _utc(2026, 7, 27, 21, 20), _utc(2026, 7, 27, 21, 25)
     )
@@ -287,3 +287,46 @@ def test_latest_window_is_newest_published_interval(settings) -> None:  # type: 
         "/2026/07/By_Interval/27/RTBM-LMP-SL-202607271625.csv"
     ]
     src.close()
+
+
+INTERVAL_PATH = "/2026/07/By_Interval/27/RTBM-LMP-SL-202607271625.csv"
+INTERVAL_WINDOW = Window(_utc(2026, 7, 27, 21, 20), _utc(2026, 7, 27, 21, 25))
+
+
+def test_error_answer_is_yielded_before_it_is_raised(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
+    replay.add(DOWNLOAD, Reply(403, b"<html>Access denied</html>", content_type="text/html"))
+    with _spp(replay, settings) as src:
+        fetch = src.fetch(INTERVAL_WINDOW)
+        payload = next(fetch)
+        assert (payload.status, payload.body) == (403, b"<html>Access denied</html>")
+        with pytest.raises(AuthenticationError, match="HTTP 403"):
+            next(fetch)
+        with pytest.raises(AuthenticationError, match="HTTP 403"):
+            src.parse(payload)
+
+
+def test_last_modified_is_the_payloads_publication_time(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
+    served = Reply.file(
+        "spp/RTBM-LMP-SL-202607271625.csv", **{"Last-Modified": "Mon, 27 Jul 2026 21:27:13 GMT"}
+    )
+    replay.add(DOWNLOAD, served, match={"path": INTERVAL_PATH})
+    with _spp(replay, settings) as src:
+        (payload,) = src.fetch(INTERVAL_WINDOW)
+    assert payload.published_at == _utc(2026, 7, 27, 21, 27, 13)
+
+
+def test_without_last_modified_or_for_a_missing_file_there_is_no_publication_time(
+    replay: ReplayServer,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    window = Window(_utc(2026, 7, 27, 21, 20), _utc(2026, 7, 27, 21, 30))
+    replay.add(DOWNLOAD, Reply.file("spp/RTBM-LMP-SL-202607271625.csv"), match={"path": INTERVAL_PATH})
+    replay.add(
+        DOWNLOAD,
+        Reply(
+            404, b"", content_type="text/plain", headers={"Last-Modified": "Mon, 27 Jul 2026 21:32:00 GMT"}
+        ),
+    )
+    with _spp(replay, settings) as src:
+        payloads = list(src.fetch(window))
+    assert [(p.status, p.published_at) for p in payloads] == [(200, None), (404, None)]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hmco.compose.spec import build_pipeline, load_spec, parse_duration
 from hmco.errors import SpecError
 from hmco.lake import Lake
-from hmco.spec import build_pipeline, load_spec, parse_duration
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = sorted((REPO / "examples" / "specs").glob("*.yaml"))

@@ -14,11 +14,21 @@ from hmco.windows import Window
 def test_dedupe_keeps_the_last_revision_of_each_key() -> None:
     t = pa.table({"node": ["A", "B", "A", "C", "B"], "lmp": [10.0, 20.0, 11.0, 30.0, 21.0]})
     out = dedupe_latest(t, ["node"])
-    assert dict(zip(out["node"].to_pylist(), out["lmp"].to_pylist(), strict=True)) == {
-        "A": 11.0,
-        "B": 21.0,
-        "C": 30.0,
-    }
+    # one row per key, each the key's last revision, in the order those revisions arrived
+    assert out.to_pylist() == [
+        {"node": "A", "lmp": 11.0},
+        {"node": "C", "lmp": 30.0},
+        {"node": "B", "lmp": 21.0},
+    ]
+
+
+def test_dedupe_on_a_compound_key_keeps_rows_that_differ_in_any_part() -> None:
+    t = pa.table({"node": ["A", "A", "A"], "hour": [1, 2, 1], "lmp": [10.0, 20.0, 11.0]})
+    out = dedupe_latest(t, ["node", "hour"])
+    assert out.to_pylist() == [
+        {"node": "A", "hour": 2, "lmp": 20.0},
+        {"node": "A", "hour": 1, "lmp": 11.0},
+    ]
 
 
 def test_dedupe_without_duplicates_returns_the_table_untouched() -> None:

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from hmco.compose.pipeline import Pipeline
 from hmco.config import Settings
 from hmco.demo import EIA_QUERY
 from hmco.errors import ConfigError
-from hmco.pipeline import Pipeline
 from hmco.query.lake import LakeSQL
 from hmco.query.trino import TrinoSQL, arrow_type
 from hmco.sources.synthetic import SyntheticEIADailyFuel, SyntheticISO

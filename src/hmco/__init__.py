@@ -8,7 +8,10 @@ Iceberg lake (raw, staged, curated, ml tiers) and the ClickHouse real-time store
     source = hmco.sources.SyntheticISO(nodes=500)
     report = hmco.Pipeline(source, lake=lake).run(hmco.Window.day("2026-11-26"))
 
-Heavy engines (Great Expectations, chdb, DuckDB, Trino) load on first use.
+Every batch, batch or real-time, goes through one :class:`WindowProcessor` and its quality gate: a
+pipeline or runner built without a gate runs its dataset's default suite (fail closed); ``gate=False``
+turns the gate off, and every such run says so in a warning. Heavy engines (Great Expectations, chdb,
+DuckDB, Trino) load on first use.
 """
 
 from __future__ import annotations
@@ -22,29 +25,34 @@ from hmco.errors import (
     CommitConflict,
     ConfigError,
     HmcoError,
+    LakeStateError,
     PayloadError,
     PipelineError,
+    QualityError,
     QualityGateFailed,
     RateLimited,
+    SinkError,
     SourceError,
+    SourceUnavailable,
     SpecError,
     TerminalError,
     TransientError,
 )
+from hmco.payload import RawPayload
 from hmco.schemas import DATASETS, Dataset, get_dataset
-from hmco.sources.base import RawPayload, Source
+from hmco.sources.base import Source
 from hmco.windows import Window
 
 if TYPE_CHECKING:
     from hmco.clickhouse import connect_clickhouse
+    from hmco.compose.pipeline import Pipeline, RunReport
+    from hmco.compose.realtime import RealtimeRunner
+    from hmco.compose.spec import PipelineSpec, build_pipeline, load_spec
     from hmco.lake import Lake, Tier
-    from hmco.pipeline import Pipeline, RunReport
     from hmco.query.lake import LakeSQL
-    from hmco.realtime import RealtimeRunner
     from hmco.sinks.clickhouse import ClickHouseSink
     from hmco.sinks.iceberg import IcebergSink
     from hmco.sinks.raw import RawArchive
-    from hmco.spec import PipelineSpec, build_pipeline, load_spec
 
 try:
     __version__ = version("hmco")
@@ -55,17 +63,20 @@ _LAZY = {
     "Lake": "hmco.lake",
     "Tier": "hmco.lake",
     "TIERS": "hmco.lake",
-    "Pipeline": "hmco.pipeline",
-    "RunReport": "hmco.pipeline",
+    "LakeState": "hmco.lake",
+    "WindowOutcome": "hmco.compose.processor",
+    "WindowProcessor": "hmco.compose.processor",
+    "Pipeline": "hmco.compose.pipeline",
+    "RunReport": "hmco.compose.pipeline",
     "IcebergSink": "hmco.sinks.iceberg",
     "RawArchive": "hmco.sinks.raw",
-    "PipelineSpec": "hmco.spec",
-    "load_spec": "hmco.spec",
-    "build_pipeline": "hmco.spec",
+    "PipelineSpec": "hmco.compose.spec",
+    "load_spec": "hmco.compose.spec",
+    "build_pipeline": "hmco.compose.spec",
     "configure_logging": "hmco._logging",
     "LakeSQL": "hmco.query.lake",
     "ClickHouseSink": "hmco.sinks.clickhouse",
-    "RealtimeRunner": "hmco.realtime",
+    "RealtimeRunner": "hmco.compose.realtime",
     "connect_clickhouse": "hmco.clickhouse",
 }
 
@@ -80,10 +91,13 @@ __all__ = [
     "IcebergSink",
     "Lake",
     "LakeSQL",
+    "LakeState",
+    "LakeStateError",
     "PayloadError",
     "Pipeline",
     "PipelineError",
     "PipelineSpec",
+    "QualityError",
     "QualityGateFailed",
     "RateLimited",
     "RawArchive",
@@ -91,13 +105,17 @@ __all__ = [
     "RealtimeRunner",
     "RunReport",
     "Settings",
+    "SinkError",
     "Source",
     "SourceError",
+    "SourceUnavailable",
     "SpecError",
     "TerminalError",
     "Tier",
     "TransientError",
     "Window",
+    "WindowOutcome",
+    "WindowProcessor",
     "__version__",
     "build_pipeline",
     "configure_logging",

@@ -7,10 +7,11 @@ plain pyiceberg ``Catalog``, so everything pyiceberg offers stays available.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from hmco.config import Settings
 from hmco.errors import ConfigError
-from hmco.security.redaction import register_secret
+from hmco.redaction import redact_text, redact_url, register_secret
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -49,7 +50,20 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     for secret in (cfg.password, cfg.credential, cfg.token, settings.s3.secret_access_key):
         if secret is not None:
             register_secret(secret.get_secret_value())
+    for password in _uri_passwords(cfg.uri):
+        register_secret(password)
     return props
+
+
+def _uri_passwords(uri: str | None) -> set[str]:
+    """The password a URI carries in its userinfo, as written and decoded (SQLAlchemy decodes ``%40``)."""
+    if not uri:
+        return set()
+    try:
+        password = urlsplit(uri).password
+    except ValueError:  # e.g. an unbalanced ``[`` in the host: redaction still masks the userinfo
+        return set()
+    return {password, unquote(password)} if password else set()
 
 
 def _sql_uri(uri: str, password: str | None) -> str:
@@ -60,6 +74,20 @@ def _sql_uri(uri: str, password: str | None) -> str:
     return make_url(uri).set(password=password).render_as_string(hide_password=False)
 
 
+def _sql_catalog(name: str, props: dict[str, str]) -> Catalog:
+    """A SqlCatalog; opening one creates its tables, which races when processes start on a new lake."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import DatabaseError
+
+    for attempt in range(3):
+        try:
+            return SqlCatalog(name, **props)
+        except DatabaseError:  # e.g. "table iceberg_tables already exists": the other process won
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def load_catalog(settings: Settings | None = None) -> Catalog:
     """Open the catalog the settings describe (creating the embedded SQLite one on first use)."""
     settings = settings or Settings.load()
@@ -67,16 +95,12 @@ def load_catalog(settings: Settings | None = None) -> Catalog:
     name = settings.catalog.name
     try:
         if settings.catalog.type in ("sqlite", "sql"):
-            from pyiceberg.catalog.sql import SqlCatalog
-
-            return SqlCatalog(name, **props)
+            return _sql_catalog(name, props)
         from pyiceberg.catalog.rest import RestCatalog
 
         return RestCatalog(name, **props)
     except Exception as exc:  # connection refused, bad URL, auth …
-        from hmco.security.redaction import redact_text
-
         raise ConfigError(
             f"cannot open the {settings.catalog.type} Iceberg catalog: {redact_text(str(exc))}",
-            uri=redact_text(props.get("uri", "")),
+            uri=redact_url(props.get("uri", "")),
         ) from None

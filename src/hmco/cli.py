@@ -31,7 +31,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from hmco.spec import load_spec
+    from hmco.compose.spec import load_spec
 
     status = 0
     for path in args.specs:
@@ -47,13 +47,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hmco.compose.spec import build_pipeline
     from hmco.errors import PipelineError
-    from hmco.spec import build_pipeline
     from hmco.windows import Window
 
     if args.end and not args.start:
         raise ConfigError("--end needs --start (or give neither to catch up since the watermark)")
-    pipeline = build_pipeline(args.spec, settings=_settings(args))
+    pipeline = build_pipeline(args.spec, settings=_settings(args), gate=False if args.no_gate else None)
+    if args.no_gate:
+        print("hmco: WARNING: --no-gate: publishing without the quality gate", file=sys.stderr)
     try:
         if args.start and args.end:
             report = pipeline.run(Window.of(args.start, args.end), resume=args.resume)
@@ -177,22 +179,26 @@ def cmd_rt(args: argparse.Namespace) -> int:
 def _run_realtime(settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     import threading
 
+    from hmco.compose.realtime import RealtimeRunner, install_stop_signals
     from hmco.lake import Lake
-    from hmco.realtime import RealtimeRunner, install_stop_signals
     from hmco.sinks.clickhouse import ClickHouseSink
-    from hmco.sinks.iceberg import IcebergSink
-    from hmco.sinks.raw import RawArchive
     from hmco.sources.base import get_source_class
 
-    lake = Lake(settings)
     sources = [get_source_class(name)(settings=settings) for name in args.isos]
     if not sources:
-        raise ConfigError("rt run needs at least one source (--isos caiso miso spp)")
+        from hmco.sources import realtime_isos
+
+        raise ConfigError(f"rt run needs at least one source (--isos {' '.join(realtime_isos())})")
+    if args.no_gate:
+        print(
+            "hmco: WARNING: --no-gate: real-time rows are written without the quality gate", file=sys.stderr
+        )
     runner = RealtimeRunner(
         sources,
         ClickHouseSink.from_settings(settings),
-        sinks=[IcebergSink(lake, pipeline="realtime")] if args.lake else [],
-        archive=RawArchive(lake),
+        lake=Lake(settings),
+        lake_copy=args.lake,
+        gate=False if args.no_gate else None,
     )
     if args.once:
         reports = runner.run_once(force=True)
@@ -229,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start")
     p.add_argument("--end")
     p.add_argument("--resume", action="store_true", help="skip windows already committed")
+    p.add_argument("--no-gate", action="store_true", help="publish WITHOUT the quality gate (warns)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 
@@ -249,12 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", help="write Prometheus metrics to this textfile (node-exporter collector)")
     p.set_defaults(func=cmd_freshness)
 
+    from hmco.sources import realtime_isos
+
     p = sub.add_parser("rt", help="the real-time store: DDL, setup, RBAC, and the ISO poller")
     p.add_argument("action", choices=["ddl", "setup", "rbac", "run"])
     p.add_argument("--apply", action="store_true", help="rbac: apply the statements on the server")
-    p.add_argument("--isos", nargs="*", default=["caiso", "miso", "spp"], help="run: sources to poll")
+    p.add_argument("--isos", nargs="*", default=list(realtime_isos()), help="run: sources to poll")
     p.add_argument("--once", action="store_true", help="run: one poll (for schedulers), then exit")
-    p.add_argument("--lake", action="store_true", help="run: also write rt_lmp to the lake")
+    p.add_argument(
+        "--lake", action="store_true", help="run: also publish rt_lmp to the lake (staged → gate → curated)"
+    )
+    p.add_argument("--no-gate", action="store_true", help="run: write WITHOUT the quality gate (warns)")
     p.set_defaults(func=cmd_rt)
 
     p = sub.add_parser("archive", help="list archived raw payloads, or replay one through its parser")

@@ -5,16 +5,20 @@ Settings come, highest priority first, from keyword arguments, ``HMCO_*`` enviro
 (``HMCO_PROFILE_FILE`` or ``Settings.load(profile_file=...)``) and the defaults. The default profile,
 ``local``, needs no servers: a SQLite catalog and a file warehouse under ``HMCO_HOME`` (``./.hmco``)
 and chdb for the real-time store. ``cluster`` points the same code at PostgreSQL/REST catalogs,
-S3/MinIO, ClickHouse and Trino. Every secret is a ``SecretStr``: it prints as ``**********``.
+S3/MinIO, ClickHouse and Trino. Every secret is a ``SecretStr``: it prints as ``**********``; and
+no settings object prints a secret inside a plain value either (``catalog.uri`` may carry
+``user:password@``): its repr and str pass every value through the redactor. The values themselves
+stay real, for the code that connects with them.
 """
 
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_serializer, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +27,7 @@ from pydantic_settings import (
 )
 
 from hmco.errors import ConfigError
+from hmco.redaction import redact_mapping, redact_text
 
 __all__ = [
     "CatalogSettings",
@@ -38,7 +43,25 @@ Profile = Literal["local", "cluster"]
 _profile_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("hmco_profile_file", default=None)
 
 
-class S3Settings(BaseModel):
+def _redacted_repr_args(args: Iterable[tuple[str | None, Any]]) -> Iterator[tuple[str | None, Any]]:
+    """Field values as a repr may show them: strings and mappings redacted, ``SecretStr`` and nested
+    settings as they are (they print themselves masked)."""
+    for name, value in args:
+        if isinstance(value, str):
+            value = redact_text(value)
+        elif isinstance(value, Mapping):
+            value = redact_mapping(value)
+        yield name, value
+
+
+class _Section(BaseModel):
+    """A group of settings whose repr and str never show a secret."""
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        return _redacted_repr_args(super().__repr_args__())
+
+
+class S3Settings(_Section):
     """Object storage (MinIO in production, any S3 endpoint in tests)."""
 
     endpoint: str | None = Field(None, description="e.g. http://minio:9000; None means AWS defaults")
@@ -63,7 +86,7 @@ class S3Settings(BaseModel):
         return props
 
 
-class CatalogSettings(BaseModel):
+class CatalogSettings(_Section):
     """Iceberg catalog: ``sqlite`` (embedded), ``sql`` (PostgreSQL) or ``rest``."""
 
     type: Literal["sqlite", "sql", "rest"] = "sqlite"
@@ -75,8 +98,13 @@ class CatalogSettings(BaseModel):
     warehouse: str | None = Field(None, description="warehouse root; per-tier buckets are derived")
     properties: dict[str, str] = Field(default_factory=dict, description="extra pyiceberg properties")
 
+    @field_serializer("uri", when_used="json")
+    def _redact_uri(self, uri: str | None) -> str | None:
+        """JSON dumps mask a password in the URI, as they mask every ``SecretStr``."""
+        return redact_text(uri) if uri else uri
 
-class ClickHouseSettings(BaseModel):
+
+class ClickHouseSettings(_Section):
     """Real-time store. ``chdb`` runs the engine in process; ``http`` talks to a server or cluster."""
 
     interface: Literal["chdb", "http", "https"] = "chdb"
@@ -91,7 +119,7 @@ class ClickHouseSettings(BaseModel):
     retention_days: int = 400
 
 
-class TrinoSettings(BaseModel):
+class TrinoSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     user: str = "hmco"
@@ -100,7 +128,7 @@ class TrinoSettings(BaseModel):
     password: SecretStr | None = None
 
 
-class SourceCredentials(BaseModel):
+class SourceCredentials(_Section):
     """API keys of the sources; all optional until the source that needs one is used."""
 
     eia_api_key: SecretStr | None = None
@@ -134,6 +162,9 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = False
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        return _redacted_repr_args(super().__repr_args__())
 
     @model_validator(mode="after")
     def _check_profile(self) -> Settings:

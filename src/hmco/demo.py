@@ -17,9 +17,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from hmco.compose.pipeline import Pipeline, RunReport
 from hmco.config import Settings
 from hmco.lake import Lake
-from hmco.pipeline import Pipeline, RunReport
 from hmco.sources.synthetic import SyntheticEIADailyFuel, SyntheticISO
 from hmco.windows import Window, floor_time
 

@@ -1,28 +1,34 @@
-"""Every exception hmco raises, in one tree, so callers can catch at the right level.
+"""Every exception hmco raises, in one domain-first tree, so catching a domain's base catches all of it.
 
 ::
 
     HmcoError                         base of everything hmco raises
-    ├── TransientError                retrying the same call later may succeed (tenacity retries these)
-    │   ├── SourceUnavailable         connection error, timeout, HTTP 5xx from a source
-    │   ├── RateLimited               HTTP 429 / throttle page; carries ``retry_after`` seconds
-    │   ├── CommitConflict            a concurrent writer won; the commit can be retried
-    │   └── SinkUnavailable           a store (ClickHouse, S3) stayed unreachable through every retry
-    └── TerminalError                 retrying the same call will fail the same way: fix something first
-        ├── ConfigError               bad settings, profile file or missing credentials
-        ├── SpecError                 a UIS YAML spec that does not validate (names the field)
-        ├── MissingDependency         an optional extra is not installed (names the extra)
-        ├── SourceError               the source answered, but not with data
-        │   ├── AuthenticationError   key missing, invalid or suspended
-        │   ├── RequestRejected       the source refused the request (bad parameter, window too long …)
-        │   └── NoData                a valid request matched nothing (where the caller asked to fail)
-        ├── PayloadError              bytes that cannot be parsed (HTML error page, corrupt zip/JSON …)
-        │   └── SchemaDriftError      payload columns/types differ from what the parser knows
-        ├── SchemaError               data that does not fit a dataset's canonical schema
-        │   └── IncompatibleSchemaChange  an evolution that would break readers (type narrowing …)
-        ├── SinkError                 a write failed for a reason retrying will not fix
-        ├── QualityGateFailed         a batch failed error-level expectations; nothing was published
-        └── PipelineError             a run failed; carries the per-window report
+    ├── ConfigError                   bad settings, profile file or missing credentials
+    │   ├── SpecError                 a UIS YAML spec that does not validate (names the field)
+    │   └── MissingDependency         an optional extra is not installed (names the extra)
+    ├── SourceError                   fetching from a source failed
+    │   ├── SourceUnavailable   [T]   connection error, timeout, HTTP 5xx
+    │   ├── RateLimited         [T]   HTTP 429 / throttle page; carries ``retry_after`` seconds
+    │   ├── AuthenticationError       key missing, invalid or suspended
+    │   ├── RequestRejected           the source refused the request (bad parameter, window too long …)
+    │   ├── NoData                    a valid request matched nothing (where the caller asked to fail)
+    │   └── PayloadError              bytes that cannot be parsed (HTML error page, corrupt zip/JSON …)
+    │       └── SchemaDriftError      payload columns/types differ from what the parser knows
+    ├── SchemaError                   data that does not fit a dataset's canonical schema
+    │   └── IncompatibleSchemaChange  an evolution that would break readers (type narrowing …)
+    ├── SinkError                     a write to the lake, the archive or ClickHouse failed
+    │   ├── CommitConflict      [T]   a concurrent writer won; the commit can be retried
+    │   └── SinkUnavailable     [T]   a store (ClickHouse, S3) stayed unreachable through every retry
+    ├── LakeStateError                the lake's own state is inconsistent (orphaned table metadata …)
+    ├── QualityError                  quality checks could not pass a batch
+    │   └── QualityGateFailed         a batch failed error-level expectations; nothing was published
+    └── PipelineError                 a run failed; carries the per-window report
+
+``[T]`` marks the transient ones: they also derive from :class:`TransientError` (``exc.transient`` is
+True), and retries key on that marker, never on the domain. Every other error is a
+:class:`TerminalError`: retrying the same call fails the same way until something is fixed. So
+``except SourceError`` catches rate limits and outages too, and ``except TransientError`` catches
+every retryable failure whatever its domain.
 
 Every error carries a message a person can act on; source and payload errors name the source,
 dataset and URL (with secrets redacted) and, where the raw payload was archived, its key.
@@ -38,10 +44,12 @@ __all__ = [
     "ConfigError",
     "HmcoError",
     "IncompatibleSchemaChange",
+    "LakeStateError",
     "MissingDependency",
     "NoData",
     "PayloadError",
     "PipelineError",
+    "QualityError",
     "QualityGateFailed",
     "RateLimited",
     "RequestRejected",
@@ -54,6 +62,7 @@ __all__ = [
     "SpecError",
     "TerminalError",
     "TransientError",
+    "is_transient",
 ]
 
 
@@ -75,40 +84,26 @@ class HmcoError(Exception):
 
 
 class TransientError(HmcoError):
-    """The same call may succeed if retried later."""
+    """Marker: the same call may succeed if retried later (tenacity retries these)."""
 
     transient = True
 
 
 class TerminalError(HmcoError):
-    """The same call will fail again until something (data, config, code) is fixed."""
+    """Marker: the same call will fail again until something (data, config, code) is fixed."""
 
 
-class SourceUnavailable(TransientError):
-    """A source could not be reached or answered with a server error (5xx, timeout)."""
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is an hmco error marked transient: the retry predicate every hmco retry uses."""
+    return isinstance(exc, HmcoError) and exc.transient
 
 
-class RateLimited(TransientError):
-    """A source throttled the client; ``retry_after`` is the wait it asked for, in seconds."""
-
-    def __init__(self, message: str, retry_after: float | None = None, **context: Any) -> None:
-        super().__init__(message, retry_after=retry_after, **context)
-        self.retry_after = retry_after
-
-
-class CommitConflict(TransientError):
-    """Another writer committed first; re-reading and re-committing may succeed."""
-
-
-class SinkUnavailable(TransientError):
-    """A sink's store stayed unreachable or overloaded through every retry; re-run the write later."""
-
-
+# --- configuration ---------------------------------------------------------------------------------
 class ConfigError(TerminalError):
     """Settings or a profile file are invalid or incomplete."""
 
 
-class SpecError(TerminalError):
+class SpecError(ConfigError):
     """A Universal Ingestion Spec failed validation; the message names each bad field."""
 
     def __init__(self, message: str, errors: list[str] | None = None, **context: Any) -> None:
@@ -116,27 +111,40 @@ class SpecError(TerminalError):
         self.errors = errors or []
 
 
-class MissingDependency(TerminalError, ImportError):
+class MissingDependency(ConfigError, ImportError):
     """An optional dependency is not installed; the message names the pip extra."""
 
 
-class SourceError(TerminalError):
-    """A source answered, but not with usable data."""
+# --- sources ---------------------------------------------------------------------------------------
+class SourceError(HmcoError):
+    """Fetching from a source failed: it could not be reached, refused, or answered without data."""
 
 
-class AuthenticationError(SourceError):
+class SourceUnavailable(SourceError, TransientError):
+    """A source could not be reached or answered with a server error (5xx, timeout)."""
+
+
+class RateLimited(SourceError, TransientError):
+    """A source throttled the client; ``retry_after`` is the wait it asked for, in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None, **context: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **context)
+        self.retry_after = retry_after
+
+
+class AuthenticationError(SourceError, TerminalError):
     """The API key is missing, invalid or suspended."""
 
 
-class RequestRejected(SourceError):
+class RequestRejected(SourceError, TerminalError):
     """The source rejected the request itself (bad parameter, window too long, unknown series)."""
 
 
-class NoData(SourceError):
+class NoData(SourceError, TerminalError):
     """A valid request matched no data."""
 
 
-class PayloadError(TerminalError):
+class PayloadError(SourceError, TerminalError):
     """Fetched bytes could not be parsed (HTML error page, truncated zip, corrupt JSON …)."""
 
 
@@ -144,6 +152,7 @@ class SchemaDriftError(PayloadError):
     """A payload's columns or types differ from what its parser expects."""
 
 
+# --- data ------------------------------------------------------------------------------------------
 class SchemaError(TerminalError):
     """Data does not fit a dataset's canonical schema."""
 
@@ -152,11 +161,29 @@ class IncompatibleSchemaChange(SchemaError):
     """A schema change would break existing readers (dropped required column, narrowed type)."""
 
 
-class SinkError(TerminalError):
-    """A sink could not write a batch for a reason retrying will not fix."""
+# --- sinks and lake state --------------------------------------------------------------------------
+class SinkError(HmcoError):
+    """A sink could not write a batch."""
 
 
-class QualityGateFailed(TerminalError):
+class CommitConflict(SinkError, TransientError):
+    """Another writer committed first; re-reading and re-committing may succeed."""
+
+
+class SinkUnavailable(SinkError, TransientError):
+    """A sink's store stayed unreachable or overloaded through every retry; re-run the write later."""
+
+
+class LakeStateError(TerminalError):
+    """The lake's state is inconsistent (e.g. table metadata exists that the catalog does not know)."""
+
+
+# --- quality ---------------------------------------------------------------------------------------
+class QualityError(TerminalError):
+    """Quality checks could not pass a batch."""
+
+
+class QualityGateFailed(QualityError):
     """A batch failed error-level expectations: nothing was published.
 
     ``failed`` lists the names of the failed expectations; ``result`` is the gate's full result.
@@ -168,6 +195,7 @@ class QualityGateFailed(TerminalError):
         self.result = result
 
 
+# --- runs ------------------------------------------------------------------------------------------
 class PipelineError(TerminalError):
     """A pipeline run failed; ``report`` holds what was done before the failure."""
 

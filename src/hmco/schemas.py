@@ -106,6 +106,8 @@ RT_LMP = Dataset(
         _opt("congestion", pa.float64()),
         _opt("loss", pa.float64()),
         _opt("ghg", pa.float64()),
+        # When this revision was published (the ISO's own time, else the fetch time): newest wins.
+        _opt("published_at", TS),
     ),
     primary_key=("iso", "market", "node", "ts"),
     partition_by=_DAY_ISO,

@@ -1,16 +1,89 @@
 """Time windows: the unit of fetching, writing, validating and committing.
 
 A window is half-open, ``[start, end)``, in UTC. Backfills are sequences of windows; every window is
-committed atomically and replaces exactly its own rows when re-run.
+committed atomically and replaces exactly its own rows when re-run. This module is hmco's one place
+for time arithmetic shared by every layer: the window mask (:func:`in_window`, :func:`rows_in_window`)
+and the duration grammar (:func:`parse_duration`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
-__all__ = ["Window", "as_utc", "floor_time"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["Window", "as_utc", "floor_time", "in_window", "parse_duration", "rows_in_window"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
+_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.IGNORECASE)
+_UNIT_SECONDS = {
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
+
+
+def parse_duration(value: str | int | float | timedelta) -> timedelta:
+    """``"30s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"2w"``, ``"250ms"``, ``"PT10M"``, a number of seconds → ``timedelta``.
+
+    The one duration grammar of hmco: specs, quality checks and sources all read durations here.
+    A bare number (or numeric string) is seconds.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 5m, 1h, 7d or PT10M)")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    m = _DURATION.match(value)
+    if m:
+        return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[(m.group(2) or "s").lower()])
+    m = _ISO_DURATION.match(value.strip())
+    if m and any(m.groups()):
+        d, h, mi = (int(g or 0) for g in m.groups()[:3])
+        return timedelta(days=d, hours=h, minutes=mi, seconds=float(m.group(4) or 0))
+    raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 5m, 1h, 7d or PT10M)")
+
+
+def in_window(ts: pa.Array | pa.ChunkedArray, window: Window) -> pa.Array | pa.ChunkedArray:
+    """Mask of timestamps in the half-open ``[window.start, window.end)``; a null timestamp gives null.
+
+    Callers choose what null means: ``Table.filter`` drops those rows, ``pc.all`` skips them.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.and_(
+        pc.greater_equal(ts, pa.scalar(window.start, ts.type)),
+        pc.less(ts, pa.scalar(window.end, ts.type)),
+    )
+
+
+def rows_in_window(table: pa.Table, window: Window, column: str, *, keep_null: bool = False) -> pa.Table:
+    """The rows of ``table`` whose ``column`` lies in ``window``.
+
+    With ``keep_null`` rows whose time is null stay (the gate names them); otherwise they are dropped.
+    A table without a timestamp ``column`` is returned as is.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0 or column not in table.column_names:
+        return table
+    if not pa.types.is_timestamp(table.schema.field(column).type):
+        return table
+    mask = in_window(table.column(column), window)
+    return table.filter(pc.fill_null(mask, True) if keep_null else mask)
 
 
 def as_utc(value: datetime | date | str) -> datetime:

@@ -1,16 +1,17 @@
-"""A real Trino server on loopback for the tests: the Maven Central tarball run by a Java 24+ JDK.
+"""A real Trino server on loopback for the tests: the ``io.trino:trino-server`` tarball run by a Java 24+ JDK.
 
-The tarball (~820 MB) is downloaded once into ``~/.cache/hmco`` (checked against Maven's ``.sha1``) and
-extracted once; each test session writes a single-node coordinator configuration in a temporary
-directory, with only the plugins it needs (startup is dominated by plugin loading) and one ``iceberg``
-catalog over the lake hmco writes (JDBC catalog on PostgreSQL or Iceberg REST, data on S3).
+The tarball (~820 MB) is fetched once with Maven (``mvn dependency:copy``), so the repositories, mirrors
+and proxies of the machine's ``settings.xml`` apply and Maven checks the checksums (strictly, ``-C``); it
+is kept in Maven's local repository and unpacked once into ``~/.cache/hmco``. Each test session writes a
+single-node coordinator configuration in a temporary directory, with only the plugins it needs (startup
+is dominated by plugin loading) and one ``iceberg`` catalog over the lake hmco writes (JDBC catalog on
+PostgreSQL or Iceberg REST, data on S3).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -26,7 +27,11 @@ from pathlib import Path
 
 TRINO_VERSION = "476"
 MIN_JAVA = 24
-MAVEN_URL = "https://repo1.maven.org/maven2/io/trino/trino-server/{v}/trino-server-{v}.tar.gz"
+TRINO_ARTIFACT = "io.trino:trino-server:{v}:tar.gz"
+#: Pinned so every machine runs the same ``copy`` goal (``-Dartifact`` needs no project/pom).
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+#: Generous: the first fetch moves ~820 MB; Maven's own connect/read timeouts catch a dead connection.
+MAVEN_TIMEOUT = 3600.0
 JAVA_CANDIDATES = ("/usr/lib/jvm/temurin-25-jdk-amd64", "/usr/lib/jvm/temurin-24-jdk-amd64")
 
 #: Trino's recommended JVM options (deployment docs), with a small heap for tests.
@@ -91,7 +96,7 @@ def find_java(minimum: int = MIN_JAVA) -> Path:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` so parallel test processes download/extract only once."""
+    """An exclusive lock on ``path`` so parallel test processes fetch/extract only once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -101,16 +106,53 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def find_mvn() -> str:
+    """The ``mvn`` to fetch Trino with (``MVN`` overrides); ``make system-deps`` installs Debian's maven."""
+    mvn = os.environ.get("MVN") or shutil.which("mvn")
+    if not mvn:
+        raise RuntimeError(
+            "Maven (mvn) is needed to fetch the Trino server for the tests and is not on PATH: run "
+            "`make system-deps` (scripts/ensure-system-deps.sh installs Debian's maven) or set MVN."
+        )
+    return mvn
+
+
+def fetch_trino_tarball(version: str, dest: Path) -> Path:
+    """Copy ``trino-server-<version>.tar.gz`` into ``dest`` with Maven, downloading it on first use.
+
+    Maven resolves it through the machine's configured repositories/mirrors into its local repository
+    (which keeps it for later runs, so a re-extraction needs no network), failing on a checksum mismatch
+    (``-C``). Runs in batch mode and quietly; in ``dest``, so no ``pom.xml`` around is picked up.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    artifact = TRINO_ARTIFACT.format(v=version)
+    cmd = [
+        find_mvn(),
+        "-B",
+        "-q",
+        "-C",
+        f"{DEPENDENCY_PLUGIN}:copy",
+        f"-Dartifact={artifact}",
+        f"-DoutputDirectory={dest}",
+    ]
+    try:
+        done = subprocess.run(cmd, cwd=dest, capture_output=True, text=True, timeout=MAVEN_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"mvn did not fetch {artifact} in {MAVEN_TIMEOUT:.0f}s") from exc
+    tarball = dest / f"trino-server-{version}.tar.gz"
+    if done.returncode != 0 or not tarball.is_file():
+        output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr).strip()
+        raise RuntimeError(f"mvn could not fetch {artifact} (exit {done.returncode}):\n{output[-4000:]}")
+    return tarball
 
 
 def ensure_trino(version: str = TRINO_VERSION, root: Path | None = None) -> Path:
-    """The extracted ``trino-server-<version>`` directory, downloading and verifying it on first use."""
+    """The extracted ``trino-server-<version>`` directory, fetching it with Maven and unpacking on first use.
+
+    Under an exclusive lock; the tarball is fetched and unpacked in a staging directory and the server
+    directory appears by one rename, so it exists complete or not at all (a killed run leaves only the
+    staging directory, which the next run clears).
+    """
     root = root or cache_dir()
     home = root / f"trino-server-{version}"
     if (home / "bin" / "launcher").exists():
@@ -118,25 +160,16 @@ def ensure_trino(version: str = TRINO_VERSION, root: Path | None = None) -> Path
     with _locked(root / f"trino-server-{version}.lock"):
         if (home / "bin" / "launcher").exists():
             return home
-        url = MAVEN_URL.format(v=version)
-        tarball = root / f"trino-server-{version}.tar.gz"
-        with urllib.request.urlopen(url + ".sha1", timeout=30) as resp:
-            expected = resp.read().decode().split()[0].strip().lower()
-        if not tarball.exists() or _sha1(tarball) != expected:
-            part = tarball.with_suffix(".gz.part")
-            with urllib.request.urlopen(url, timeout=60) as resp, open(part, "wb") as out:
-                shutil.copyfileobj(resp, out, 1 << 22)
-            actual = _sha1(part)
-            if actual != expected:
-                part.unlink()
-                raise RuntimeError(f"{url}: sha1 {actual} does not match Maven's {expected}")
-            part.rename(tarball)
         staging = root / f".trino-server-{version}.extracting"
         shutil.rmtree(staging, ignore_errors=True)
-        with tarfile.open(tarball) as archive:
-            archive.extractall(staging, filter="tar")
-        (staging / f"trino-server-{version}").rename(home)
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            tarball = fetch_trino_tarball(version, staging / "download")
+            with tarfile.open(tarball) as archive:
+                archive.extractall(staging / "unpacked", filter="tar")
+            shutil.rmtree(home, ignore_errors=True)  # a launcher-less leftover would block the rename
+            (staging / "unpacked" / f"trino-server-{version}").rename(home)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # the copied tarball too: Maven's repository keeps it
     return home
 
 

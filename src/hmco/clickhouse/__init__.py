@@ -14,6 +14,7 @@ from hmco.clickhouse.setup import (
     newest_intervals,
     refresh_rollups,
     set_retention,
+    upgrade_statements,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "refresh_rollups",
     "render_schema",
     "set_retention",
+    "upgrade_statements",
 ]

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from hmco._dependencies import import_optional
 from hmco.config import Settings
-from hmco.errors import ConfigError, TransientError
-from hmco.security.redaction import register_secret
+from hmco.errors import ConfigError, SinkUnavailable
+from hmco.redaction import register_secret
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -37,7 +37,7 @@ def connect_clickhouse(
 
     Raises:
         ConfigError: chdb is asked for another directory than the one already open in this process.
-        TransientError: the server cannot be reached.
+        SinkUnavailable: the server cannot be reached (transient).
     """
     settings = settings or Settings.load()
     ch = settings.clickhouse
@@ -59,7 +59,7 @@ def connect_clickhouse(
             compress=ch.compress,
         )
     except errors.OperationalError as exc:
-        raise TransientError(
+        raise SinkUnavailable(
             f"ClickHouse at {ch.interface}://{ch.host}:{ch.port} is unreachable; check the server and "
             f"settings.clickhouse.host/port ({type(exc).__name__})",
             database=ch.database,

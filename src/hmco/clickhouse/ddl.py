@@ -12,9 +12,23 @@ Layout for dataset ``rt_lmp`` (the same names for any dataset with ``iso``/``nod
     rt_lmp_{hourly,daily}_refresh                 refreshable MVs recomputing the recent days from FINAL
 
 Writers insert into ``<name>_store``; readers query ``<name>``, a view with ``FINAL``, so a re-delivered or
-revised interval is seen once, with its newest ``version`` (server insert time in microseconds), whatever
-the merge state. Rollups are never incremental MVs (they would double-count revisions, lakehouse.md §4.2):
-each rollup row is recomputed from ``FINAL`` and replaces the previous one (see :mod:`hmco.clickhouse.setup`).
+revised interval is seen once, with its newest ``version``, whatever the merge state.
+
+``version`` is the row's *source* revision time, never the server's insert time: the column's DEFAULT is
+``published_at`` in epoch microseconds (``toUInt64(greatest(ifNull(toUnixTimestamp64Micro(published_at),
+0), 0))``), computed by the server from the row itself. ``published_at`` travels inside every batch (the
+ISO's publication time, else a per-source increasing fetch time; the ClickHouse sink stamps rows that
+still lack it with its own increasing clock), so the newest revision wins whatever order batches arrive
+in: a stale batch re-sent after the insert-deduplication window loses to the newer revision already
+stored, and a revision that returns to earlier values (A -> B -> A) carries a newer ``published_at`` and
+therefore different bytes and a different deduplication token. A row inserted by hand without
+``published_at`` gets version 0 (older than any sourced row; equal versions keep the last insert).
+Stores created before this rule (``version`` = insert time) are upgraded in place by
+:func:`hmco.clickhouse.setup.ensure_schema` (:meth:`ClickHouseLayout.upgrade`); their old rows keep the
+insert-time versions they were stored with, which are epoch microseconds too.
+
+Rollups are never incremental MVs (they would double-count revisions, lakehouse.md §4.2): each rollup row
+is recomputed from ``FINAL`` and replaces the previous one (see :mod:`hmco.clickhouse.setup`).
 """
 
 from __future__ import annotations
@@ -28,11 +42,16 @@ from hmco.schemas import Dataset, get_dataset
 
 __all__ = [
     "ROLLUPS",
+    "VERSION_SOURCE",
     "ClickHouseLayout",
     "Rollup",
     "column_type",
     "render_schema",
 ]
+
+
+#: The canonical column a row's ``version`` is derived from (a timestamp; see the module docstring).
+VERSION_SOURCE = "published_at"
 
 
 @dataclass(frozen=True)
@@ -122,6 +141,16 @@ class ClickHouseLayout:
         """The table holding rows on each node (``_store`` on a single node)."""
         return self.qualified(f"{self.name}_local" if self.cluster else f"{self.name}_store")
 
+    @property
+    def local_name(self) -> str:
+        """Unqualified, unquoted name of :attr:`local` (for ``system.*`` lookups)."""
+        return f"{self.name}_local" if self.cluster else f"{self.name}_store"
+
+    @property
+    def store_name(self) -> str:
+        """Unqualified, unquoted name of :attr:`store`."""
+        return f"{self.name}_store"
+
     def rollup_view(self, rollup: Rollup) -> str:
         return self.qualified(f"{self.name}_{rollup.name}")
 
@@ -161,6 +190,31 @@ class ClickHouseLayout:
         return f"cityHash64({', '.join(_ident(c) for c in self.series[:2])})"
 
     @property
+    def version_source(self) -> str:
+        """The timestamp column ``version`` is derived from (``published_at``).
+
+        Raises:
+            SchemaError: the dataset has no ``published_at`` timestamp column to version rows by.
+        """
+        schema = self.dataset.schema
+        if VERSION_SOURCE not in schema.names or not pa.types.is_timestamp(schema.field(VERSION_SOURCE).type):
+            raise SchemaError(
+                f"dataset {self.name} has no {VERSION_SOURCE!r} timestamp column: ClickHouse keeps the "
+                "newest revision of a row by its source publication time and needs that column"
+            )
+        return VERSION_SOURCE
+
+    def version_expression(self) -> str:
+        """``version`` of a row: its ``published_at`` in epoch microseconds (0 when it has none)."""
+        src = _ident(self.version_source)
+        return f"toUInt64(greatest(ifNull(toUnixTimestamp64Micro({src}), 0), 0))"
+
+    def version_column(self, *, codec: bool = True) -> str:
+        """The ``version`` column definition (without the codec on a Distributed table: no storage)."""
+        definition = f"version UInt64 DEFAULT {self.version_expression()}"
+        return f"{definition} CODEC(Delta, ZSTD(1))" if codec else definition
+
+    @property
     def value_columns(self) -> tuple[str, ...]:
         """Float columns averaged by the rollups; the first (``lmp``) also gets min/max/sum."""
         ds = self.dataset
@@ -191,7 +245,7 @@ class ClickHouseLayout:
     def create_local(self) -> str:
         ds = self.dataset
         cols = [f"    {_ident(f.name)} {column_type(f)}" for f in ds.schema]
-        cols.append("    version UInt64 DEFAULT toUnixTimestamp64Micro(now64(6)) CODEC(Delta, ZSTD(1))")
+        cols.append(f"    {self.version_column()}")
         settings = ["index_granularity = 8192"]
         if not self.cluster:
             settings.append(f"non_replicated_deduplication_window = {int(self.dedup_window)}")
@@ -215,9 +269,10 @@ class ClickHouseLayout:
     def view_columns(self) -> list[str]:
         return [*(_ident(f.name) for f in self.dataset.schema), "version"]
 
-    def create_view(self) -> str:
+    def create_view(self, *, replace: bool = False) -> str:
+        create = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS"
         return (
-            f"CREATE VIEW IF NOT EXISTS {self.view}{self._on_cluster()} AS\n"
+            f"{create} {self.view}{self._on_cluster()} AS\n"
             f"SELECT {', '.join(self.view_columns())}\nFROM {self.store} FINAL"
         )
 
@@ -309,6 +364,44 @@ class ClickHouseLayout:
                 f"ALTER TABLE {self.rollup_local(r)}{on} MODIFY {self.rollup_ttl_expression(r)}"
                 for r in ROLLUPS
             ),
+        ]
+
+    def add_column(self, table: str, column: str) -> str:
+        """``ALTER TABLE … ADD COLUMN IF NOT EXISTS`` for a canonical column an older ``table`` lacks.
+
+        ``table`` is :attr:`local` or, on a cluster, :attr:`store` (the Distributed table gets no codec).
+        """
+        schema = self.dataset.schema
+        field = schema.field(column)
+        if not field.nullable:
+            raise SchemaError(
+                f"cannot add required column {column!r} to existing {table}: old rows have no value for it"
+            )
+        at = schema.get_field_index(column)
+        where = f"AFTER {_ident(schema.names[at - 1])}" if at else "FIRST"
+        typ = column_type(field) if table == self.local else column_type(field).split(" CODEC")[0]
+        return (
+            f"ALTER TABLE {table}{self._on_cluster()} ADD COLUMN IF NOT EXISTS {_ident(column)} {typ} {where}"
+        )
+
+    def modify_version(self, table: str) -> str:
+        """``ALTER TABLE … MODIFY COLUMN version`` to the derived DEFAULT (metadata only, no mutation)."""
+        column = self.version_column(codec=table == self.local)
+        return f"ALTER TABLE {table}{self._on_cluster()} MODIFY COLUMN {column}"
+
+    def upgrade(self) -> list[str]:
+        """Every statement that upgrades a store created when ``version`` was the server's insert time.
+
+        Add ``published_at`` (rows stored before keep NULL and their insert-time ``version``), make
+        ``version`` default to it, and re-create the view with the new column. Local table first, then the
+        Distributed table over it. :func:`hmco.clickhouse.setup.ensure_schema` runs only what is missing.
+        """
+        tables = [self.local, self.store] if self.cluster else [self.local]
+        src = self.version_source
+        return [
+            *(self.add_column(t, src) for t in tables),
+            *(self.modify_version(t) for t in tables),
+            self.create_view(replace=True),
         ]
 
 

@@ -1,7 +1,11 @@
 """Apply the real-time schema to a server, keep its retention, and recompute exact rollups.
 
-``ensure_schema`` is a migration that can run on every start: every statement is ``IF NOT EXISTS`` and
-the TTL is only altered when ``retention_days`` differs from what the table has.
+``ensure_schema`` is a migration that can run on every start: every statement is ``IF NOT EXISTS``, the
+TTL is only altered when ``retention_days`` differs from what the table has, and a store created before
+``version`` came from the data (``DEFAULT`` = the server's insert time) is upgraded once: the missing
+canonical columns (``published_at``) are added, ``version`` is re-defaulted to ``published_at`` in
+microseconds (metadata only: stored rows keep their versions) and the view is re-created with the new
+column. A second run finds nothing to do and changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from hmco.windows import Window, floor_time
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["ensure_schema", "layout_from_settings", "newest_intervals", "refresh_rollups", "set_retention"]
+__all__ = [
+    "ensure_schema",
+    "layout_from_settings",
+    "newest_intervals",
+    "refresh_rollups",
+    "set_retention",
+    "upgrade_statements",
+]
 
 
 def layout_from_settings(settings: Settings, dataset: str = "rt_lmp") -> ClickHouseLayout:
@@ -29,9 +40,17 @@ def layout_from_settings(settings: Settings, dataset: str = "rt_lmp") -> ClickHo
 
 
 def ensure_schema(client: Client, layout: ClickHouseLayout) -> list[str]:
-    """Create what is missing and align the retention; returns the statements that were run."""
+    """Create what is missing, upgrade an older store, align the retention; returns the statements run.
+
+    A store created before ``version`` came from ``published_at`` is upgraded in place (see
+    :func:`upgrade_statements`); once current, a run executes only the idempotent ``IF NOT EXISTS`` DDL.
+    """
+    statements = layout.render()
+    at = statements.index(layout.create_view())
     ran: list[str] = []
-    for stmt in layout.render():
+    # Row tables first, then what an older store lacks, then the view and rollups: creating the view
+    # (even IF NOT EXISTS) analyses its SELECT, which names columns only the upgrade adds.
+    for stmt in [*statements[:at], *upgrade_statements(client, layout), *statements[at:]]:
         client.command(stmt)
         ran.append(stmt)
     if _current_retention(client, layout) != layout.retention_days:
@@ -47,11 +66,53 @@ def set_retention(client: Client, layout: ClickHouseLayout) -> list[str]:
     return stmts
 
 
+def upgrade_statements(client: Client, layout: ClickHouseLayout) -> list[str]:
+    """What an existing store lacks of ``layout`` (columns, the derived ``version``, the view's columns).
+
+    Inspects ``system.columns`` of the local table, the Distributed table (on a cluster) and the view, and
+    returns the needed subset of :meth:`ClickHouseLayout.upgrade` (plus any other nullable canonical column
+    missing from the tables), in order: add columns, re-default ``version``, re-create an existing view
+    whose columns differ. Tables that do not exist yet are left to :meth:`ClickHouseLayout.render`.
+    """
+    schema = layout.dataset.schema
+    tables = {layout.local: layout.local_name}
+    if layout.cluster:
+        tables[layout.store] = layout.store_name
+    expected = layout.version_expression()
+    adds: list[str] = []
+    modifies: list[str] = []
+    for qualified, name in tables.items():
+        columns = _columns(client, layout.database, name)
+        if not columns:
+            continue
+        adds += [layout.add_column(qualified, c) for c in schema.names if c not in columns]
+        kind, expr = columns.get("version", ("", ""))
+        if kind != "DEFAULT" or _normal(expr) != _normal(expected):
+            modifies.append(layout.modify_version(qualified))
+    view = list(_columns(client, layout.database, layout.name))
+    wanted = [c.strip("`") for c in layout.view_columns()]
+    replace = [layout.create_view(replace=True)] if view and view != wanted else []
+    return [*adds, *modifies, *replace]
+
+
+def _columns(client: Client, database: str, table: str) -> dict[str, tuple[str, str]]:
+    """``{name: (default_kind, default_expression)}`` of ``database.table`` in column order."""
+    rows = client.query(
+        "SELECT name, default_kind, default_expression FROM system.columns "
+        "WHERE database = {db:String} AND table = {t:String} ORDER BY position",
+        parameters={"db": database, "t": table},
+    ).result_rows
+    return {str(name): (str(kind), str(expr)) for name, kind, expr in rows}
+
+
+def _normal(expression: str) -> str:
+    return "".join(expression.replace("`", "").split())
+
+
 def _current_retention(client: Client, layout: ClickHouseLayout) -> int | None:
-    db, table = layout.local.replace("`", "").split(".", 1)
     rows = client.query(
         "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-        parameters={"db": db, "t": table},
+        parameters={"db": layout.database, "t": layout.local_name},
     ).result_rows
     if not rows:
         return None

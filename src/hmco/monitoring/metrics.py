@@ -14,27 +14,80 @@ metric                                      type       labels
 
 Prometheus refuses to register a metric name twice in one registry, so :func:`metrics_for` keeps one
 :class:`HmcoMetrics` per registry; pass your own ``CollectorRegistry`` to isolate (tests, push jobs).
+
+Monitoring sits below the packages it measures and imports none of them: it records anything shaped
+like a gate verdict (:class:`GateVerdict`, e.g. :class:`hmco.quality.GateResult`) or a freshness
+reading (:class:`FreshnessReading`, e.g. :class:`hmco.quality.FreshnessStatus`).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-if TYPE_CHECKING:
-    from hmco.quality.freshness import FreshnessStatus
-    from hmco.quality.gate import GateResult
+__all__ = [
+    "FailedExpectation",
+    "FreshnessReading",
+    "GateVerdict",
+    "HmcoMetrics",
+    "gate_outcome",
+    "metrics_for",
+]
 
-__all__ = ["HmcoMetrics", "gate_outcome", "metrics_for"]
+
+class FailedExpectation(Protocol):
+    """An expectation that failed on a batch."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+
+
+class GateVerdict(Protocol):
+    """What a quality gate concluded about one batch."""
+
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def row_count(self) -> int: ...
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def failed(self) -> Sequence[FailedExpectation]: ...
+    @property
+    def warnings(self) -> Sequence[FailedExpectation]: ...
+
+
+class FreshnessReading(Protocol):
+    """One dataset's (slice's) freshness."""
+
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def newest(self) -> datetime | None: ...
+    @property
+    def age(self) -> timedelta | None: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def sla(self) -> timedelta: ...
+    @property
+    def lag(self) -> timedelta: ...
+
 
 _lock = threading.Lock()
 _by_registry: dict[int, HmcoMetrics] = {}
 
 
-def gate_outcome(result: GateResult) -> str:
+def gate_outcome(result: GateVerdict) -> str:
     """``failed`` (error-level failures), ``warned`` (only warn-level ones) or ``passed``."""
     if not result.passed:
         return "failed"
@@ -76,7 +129,7 @@ class HmcoMetrics:
             "hmco_freshness_sla_seconds", "The SLA (plus publication lag) in seconds", labels, registry=reg
         )
 
-    def record_gate(self, result: GateResult) -> str:
+    def record_gate(self, result: GateVerdict) -> str:
         """Count one gate verdict and its failed expectations; returns the outcome label."""
         outcome = gate_outcome(result)
         self.gate_total.labels(dataset=result.dataset, outcome=outcome).inc()
@@ -87,7 +140,7 @@ class HmcoMetrics:
             ).inc()
         return outcome
 
-    def record_freshness(self, status: FreshnessStatus) -> None:
+    def record_freshness(self, status: FreshnessReading) -> None:
         """Set the freshness gauges of one dataset (slice)."""
         labels = {"dataset": status.dataset, "target": status.target}
         age = status.age

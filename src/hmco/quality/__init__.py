@@ -2,7 +2,9 @@
 
 ``default_suite(dataset)`` derives expectations from the canonical schema; ``build_gate(dataset, checks)``
 applies a UIS spec's ``checks:`` overrides and returns an :class:`ExpectationGate` for the pipeline.
-Great Expectations itself is imported only when a gate first checks a batch.
+What each expectation ``kind`` means is registered in :mod:`hmco.quality.kinds`: a new kind is one
+function plus one :func:`register_kind`. Great Expectations itself is imported only when a gate first
+checks a batch.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 from hmco.quality.freshness import FreshnessReport, FreshnessStatus, check_freshness
 from hmco.quality.gate import ExpectationOutcome, Gate, GateResult
 from hmco.quality.gx import ExpectationGate
+from hmco.quality.kinds import CheckContext, ExpectationKind, get_kind, register_kind, registered_kinds
 from hmco.quality.spec import QualitySpec, build_gate, build_suite
 from hmco.quality.suites import Expectation, Suite, default_suite
 
 __all__ = [
+    "CheckContext",
     "Expectation",
     "ExpectationGate",
+    "ExpectationKind",
     "ExpectationOutcome",
     "FreshnessReport",
     "FreshnessStatus",
@@ -27,4 +32,7 @@ __all__ = [
     "build_suite",
     "check_freshness",
     "default_suite",
+    "get_kind",
+    "register_kind",
+    "registered_kinds",
 ]

@@ -2,25 +2,28 @@
 
 Great Expectations has no continuity or recency expectation, and it sees pandas dtypes rather than the
 Arrow types hmco's schemas declare, so these kinds run here, vectorized (pyarrow / polars), and are
-reported as ordinary :class:`~hmco.quality.gate.ExpectationOutcome`\\ s in the same result.
+reported as ordinary :class:`~hmco.quality.gate.ExpectationOutcome`\\ s in the same result. Each is an
+Arrow check, ``(table, exp, ctx) -> ExpectationOutcome``, registered in :mod:`hmco.quality.kinds`.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hmco.quality.gate import ExpectationOutcome
-from hmco.quality.suites import Expectation, parse_duration
-from hmco.windows import Window
+from hmco.windows import Window, parse_duration
+
+if TYPE_CHECKING:
+    from hmco.quality.kinds import CheckContext
+    from hmco.quality.suites import Expectation
 
 __all__ = [
-    "ARROW_KINDS",
     "check_continuity",
     "check_recency",
     "check_types",
@@ -28,8 +31,8 @@ __all__ = [
     "missing_columns_outcome",
 ]
 
-ARROW_KINDS = frozenset({"types", "continuity", "recency"})
 _TS_US = pa.timestamp("us", tz="UTC")
+_ARROW = {"engine": "arrow"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -65,7 +68,7 @@ def missing_columns_outcome(exp: Expectation, missing: list[str]) -> Expectation
     )
 
 
-def check_types(table: pa.Table, exp: Expectation) -> ExpectationOutcome:
+def check_types(table: pa.Table, exp: Expectation, ctx: CheckContext) -> ExpectationOutcome:
     """Compare each present column's Arrow type with the expected one (missing columns: ``columns``)."""
     expected: dict[str, str] = exp.params["types"]
     schema = table.schema
@@ -74,31 +77,20 @@ def check_types(table: pa.Table, exp: Expectation) -> ExpectationOutcome:
         for name, typ in expected.items()
         if name in schema.names and str(schema.field(name).type) != typ
     ]
-    return ExpectationOutcome(
-        name=exp.name,
-        success=not drift,
-        severity=exp.severity,
-        unexpected_count=len(drift),
-        unexpected_sample=drift,
-        details={"kind": "types", "engine": "arrow"},
-    )
+    return exp.outcome(not drift, unexpected_count=len(drift), unexpected_sample=drift, details=_ARROW)
 
 
-def check_continuity(
-    table: pa.Table, exp: Expectation, window: Window | None, *, sample_size: int = 20
-) -> ExpectationOutcome:
+def check_continuity(table: pa.Table, exp: Expectation, ctx: CheckContext) -> ExpectationOutcome:
     """One row per series and step: count missing steps, duplicate timestamps and off-grid points.
 
     Per series the expected steps run from its first to its last timestamp (or over the whole window
     when ``params.edges`` is true). Computed with one polars ``group_by``; the missing timestamps are
-    listed only for the sampled series.
+    listed only for the sampled series. The gate has checked that the columns are present.
     """
     pl = _polars()
     tcol = str(exp.params.get("time_column", "ts"))
     keys = list(exp.columns)
-    absent = [c for c in (*keys, tcol) if c not in table.column_names]
-    if absent:
-        return missing_columns_outcome(exp, absent)
+    window = ctx.window
     if not pa.types.is_timestamp(table.schema.field(tcol).type):
         return _error(exp, f"time column {tcol!r} is {table.schema.field(tcol).type}, not a timestamp")
     step = int(parse_duration(exp.params["frequency"]) / timedelta(microseconds=1))
@@ -132,19 +124,17 @@ def check_continuity(
         off_grid=pl.col("distinct") - pl.col("on_grid"),
     )
     bad = agg.filter((pl.col("missing") > 0) | (pl.col("duplicates") > 0) | (pl.col("off_grid") > 0))
+    bad = bad.sort(keys)  # group_by order is arbitrary: sample the same series on every run
     totals = bad.select(pl.col("missing").sum(), pl.col("duplicates").sum(), pl.col("off_grid").sum()).row(0)
     missing, dupes, off = (int(x or 0) for x in totals)
-    sample = _sample_series(df, bad.head(sample_size), keys, step, edges, window) if bad.height else []
-    return ExpectationOutcome(
-        name=exp.name,
-        success=bad.height == 0,
-        severity=exp.severity,
+    sample = _sample_series(df, bad.head(ctx.sample_size), keys, step, edges, window) if bad.height else []
+    return exp.outcome(
+        bad.height == 0,
         column=tcol,
         unexpected_count=missing + dupes + off,
         unexpected_sample=sample,
         details={
-            "kind": "continuity",
-            "engine": "arrow",
+            **_ARROW,
             "series_checked": agg.height,
             "series_failing": bad.height,
             "missing_intervals": missing,
@@ -156,7 +146,7 @@ def check_continuity(
     )
 
 
-def check_recency(table: pa.Table, exp: Expectation, window: Window | None) -> ExpectationOutcome:
+def check_recency(table: pa.Table, exp: Expectation, ctx: CheckContext) -> ExpectationOutcome:
     """The batch's newest interval end must reach ``window.end - max_lag``: catches stale or short feeds.
 
     The interval end is ``max(end_column)`` when the batch has that column, else ``max(time_column) +
@@ -164,9 +154,9 @@ def check_recency(table: pa.Table, exp: Expectation, window: Window | None) -> E
     batch, or a check without a window, passes vacuously (``details["skipped"]`` says why): an empty
     window is ``row_count``'s business.
     """
-    p = exp.params
+    p, window = exp.params, ctx.window
     lag = parse_duration(p.get("max_lag", 0))
-    details: dict[str, Any] = {"kind": "recency", "engine": "arrow", "max_lag_seconds": lag.total_seconds()}
+    details: dict[str, Any] = {**_ARROW, "max_lag_seconds": lag.total_seconds()}
     end_col, tcol = p.get("end_column"), str(p.get("time_column", "ts"))
     if end_col and end_col in table.column_names:
         column, shift = str(end_col), timedelta(0)
@@ -178,13 +168,7 @@ def check_recency(table: pa.Table, exp: Expectation, window: Window | None) -> E
         return _error(exp, f"time column {column!r} is {table.schema.field(column).type}, not a timestamp")
     if window is None or table.num_rows == 0:
         skipped = "no window to judge against" if window is None else "empty batch (see row_count)"
-        return ExpectationOutcome(
-            name=exp.name,
-            success=True,
-            severity=exp.severity,
-            column=column,
-            details={**details, "skipped": skipped},
-        )
+        return exp.outcome(True, column=column, details={**details, "skipped": skipped})
     newest = pc.max(table.column(column).cast(_TS_US))
     required = window.end - lag
     details.update(window_end=window.end.isoformat(), required_end=required.isoformat())
@@ -196,16 +180,9 @@ def check_recency(table: pa.Table, exp: Expectation, window: Window | None) -> E
     behind = _micros(window.end) - newest_end
     ok = newest_end >= _micros(required)
     details.update(newest_end=_iso(newest_end), lag_seconds=behind / 1e6)
-    return ExpectationOutcome(
-        name=exp.name,
-        success=ok,
-        severity=exp.severity,
-        column=column,
-        unexpected_count=0 if ok else 1,
-        unexpected_sample=[]
-        if ok
-        else [{"newest_end": _iso(newest_end), "required_end": required.isoformat()}],
-        details=details,
+    sample = [] if ok else [{"newest_end": _iso(newest_end), "required_end": required.isoformat()}]
+    return exp.outcome(
+        ok, column=column, unexpected_count=len(sample), unexpected_sample=sample, details=details
     )
 
 

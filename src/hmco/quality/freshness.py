@@ -1,8 +1,9 @@
 """Freshness: is each dataset's newest data within its platform SLA?
 
 The newest data is read from where it lives: an Iceberg table (data-file statistics, or a projected
-scan of the time column, or the ``hmco.watermark`` snapshot-summary property the Iceberg sink writes)
-or ClickHouse (``SELECT maxOrNull(ts) FROM rt_lmp WHERE iso = …`` through a clickhouse-connect client).
+scan of the time column, or the watermark each commit records in its snapshot summary, read through
+:meth:`hmco.lake.state.LakeState.newest_watermark`, the owner of that key) or ClickHouse
+(``SELECT maxOrNull(ts) FROM rt_lmp WHERE iso = …`` through a clickhouse-connect client).
 
 Age is measured from the end of the newest interval (``ts + dataset.frequency``; a watermark is already
 an end) to ``now``. A dataset is ``fresh`` when that age is within ``sla + lag`` (``lag``: the source's
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hmco.errors import ConfigError
+from hmco.lake.state import LakeState
 from hmco.schemas import TS, Dataset, get_dataset
 from hmco.windows import as_utc
 
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
 __all__ = [
-    "WATERMARK_PROPERTY",
     "FreshnessReport",
     "FreshnessStatus",
     "check_freshness",
@@ -40,9 +41,9 @@ __all__ = [
     "newest_in_iceberg",
 ]
 
-WATERMARK_PROPERTY = "hmco.watermark"
 Status = Literal["fresh", "stale", "empty"]
 Prefer = Literal["data", "watermark"]
+# A ClickHouse identifier, optionally database-qualified (``hmco.rt_lmp``): names are interpolated.
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
@@ -114,14 +115,14 @@ def newest_in_iceberg(
 
     ``prefer="data"`` reads data-file upper bounds from the manifests (metadata only); if they are missing
     or delete files could make them stale, it scans the one projected column. With no data (or
-    ``prefer="watermark"``) it falls back to/uses the newest snapshot carrying ``hmco.watermark``.
+    ``prefer="watermark"``) it falls back to/uses the newest snapshot carrying a watermark.
     Returns ``(newest, origin)`` where origin is ``data-stats``, ``data-scan``, ``watermark`` or ``none``.
     """
     if prefer == "data":
         newest, origin = _newest_from_data(table, column)
         if newest is not None:
             return newest, origin
-    mark = _newest_watermark(table)
+    mark = LakeState.newest_watermark(table)
     if mark is not None:
         return mark, "watermark"
     if prefer == "watermark":
@@ -292,28 +293,6 @@ def _newest_from_data(table: Any, column: str) -> tuple[datetime | None, str]:
     scanned = table.scan(selected_fields=(column,)).to_arrow()
     best = pc.max(scanned.column(column)).as_py() if scanned.num_rows else None
     return (as_utc(best) if best is not None else None), "data-scan"
-
-
-def _newest_watermark(table: Any) -> datetime | None:
-    """The ``hmco.watermark`` of the newest snapshot in the current lineage that carries one.
-
-    Snapshots without it (maintenance: compaction, expiry) are skipped by walking to the parent.
-    """
-    snap = table.current_snapshot()
-    while snap is not None:
-        summary = snap.summary
-        value = summary.additional_properties.get(WATERMARK_PROPERTY) if summary is not None else None
-        if value:
-            return _parse_watermark(value)
-        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
-    return None
-
-
-def _parse_watermark(value: str) -> datetime:
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():  # epoch microseconds (Iceberg's own timestamp unit)
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(text))
-    return as_utc(text)
 
 
 def _fmt(delta: timedelta) -> str:

@@ -5,11 +5,12 @@
 progress bars off. Each suite is compiled once into a GX suite + validation definition and cached by
 the suite's fingerprint, so a batch costs one Arrow→pandas conversion and one ``ValidationDefinition.run``.
 
-Routing: ``columns``, ``not_null``, ``unique``, ``between``, ``in_set`` and ``row_count`` run in GX.
-``types`` (Arrow types, which pandas dtypes cannot express), ``continuity`` and ``recency`` (no GX
-builtin; recency needs the window) run vectorized on Arrow in :mod:`hmco.quality.checks`; every outcome
-lands in one :class:`GateResult`.
-An expectation GX cannot evaluate (a missing column, a type it cannot compare) counts as failed.
+Routing follows each expectation's registered kind (:mod:`hmco.quality.kinds`): GX kinds (``columns``,
+``not_null``, ``unique``, ``between``, ``in_set``, ``row_count``) run in that one GX validation; Arrow
+kinds (``types``: Arrow types, which pandas dtypes cannot express; ``continuity`` and ``recency``: no GX
+builtin, and recency needs the window) run vectorized on the batch. Every outcome lands in one
+:class:`GateResult`, in suite order. An expectation whose columns are missing from the batch, or that
+GX cannot evaluate, counts as failed.
 """
 
 from __future__ import annotations
@@ -17,28 +18,21 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
 
 from hmco._dependencies import import_optional
-from hmco.quality.checks import (
-    check_continuity,
-    check_recency,
-    check_types,
-    json_safe,
-    missing_columns_outcome,
-)
+from hmco.quality.checks import json_safe, missing_columns_outcome
 from hmco.quality.gate import ExpectationOutcome, GateResult
+from hmco.quality.kinds import CheckContext, get_kind
 from hmco.quality.suites import Expectation, Suite, default_suite
 from hmco.schemas import Dataset, get_dataset
 from hmco.windows import Window
 
-__all__ = ["GX_KINDS", "ExpectationGate"]
+__all__ = ["ExpectationGate"]
 
-GX_KINDS = frozenset({"columns", "not_null", "unique", "between", "in_set", "row_count"})
-_PER_SECONDS = {"hour": 3600.0, "day": 86400.0}
+_GX = "great_expectations"
 
 
 @dataclass
@@ -47,7 +41,7 @@ class _Compiled:
 
     validation: Any
     gx_names: dict[str, Expectation]
-    row_count_parameters: dict[str, Expectation]
+    parameterized: list[Expectation]
 
 
 class _GXRuntime:
@@ -83,56 +77,26 @@ class _GXRuntime:
             asset = self.datasource.add_dataframe_asset(name)
             batch_def = asset.add_batch_definition_whole_dataframe("batch")
             gx_suite = self.context.suites.add(self.gx.ExpectationSuite(name=name))
-            row_params: dict[str, Expectation] = {}
             for exp in expectations:
-                gx_suite.add_expectation(self._to_gx(exp, row_params))
+                gx_suite.add_expectation(self._to_gx(exp))
             vd = self.context.validation_definitions.add(
                 self.gx.ValidationDefinition(name=name, data=batch_def, suite=gx_suite)
             )
-            compiled = _Compiled(vd, {e.name: e for e in expectations}, row_params)
+            parameterized = [e for e in expectations if get_kind(e.kind).parameters is not None]
+            compiled = _Compiled(vd, {e.name: e for e in expectations}, parameterized)
             self.compiled[key] = compiled
             return compiled
 
-    def _to_gx(self, exp: Expectation, row_params: dict[str, Expectation]) -> Any:
-        """Map one hmco expectation onto its GX 1.x expectation class."""
-        gxe, p = self.gxe, exp.params
-        meta = {"hmco_name": exp.name}
-        mostly = {"mostly": float(p["mostly"])} if p.get("mostly") is not None else {}
-        if exp.kind == "columns":
-            return gxe.ExpectTableColumnsToMatchSet(
-                column_set=list(p["columns"]), exact_match=bool(p.get("exact", False)), meta=meta
+    def _to_gx(self, exp: Expectation) -> Any:
+        """Build the GX expectation of ``exp`` with its kind's factory, tagged with the hmco name."""
+        factory = get_kind(exp.kind).factory
+        if factory is None:
+            raise ValueError(
+                f"expectation {exp.name!r}: kind {exp.kind!r} does not run in Great Expectations"
             )
-        if exp.kind == "not_null":
-            return gxe.ExpectColumnValuesToNotBeNull(column=exp.column, meta=meta, **mostly)
-        if exp.kind == "unique":
-            cols = list(exp.columns or (exp.column,))
-            if len(cols) == 1:
-                return gxe.ExpectColumnValuesToBeUnique(column=cols[0], meta=meta, **mostly)
-            return gxe.ExpectCompoundColumnsToBeUnique(column_list=cols, meta=meta, **mostly)
-        if exp.kind == "between":
-            return gxe.ExpectColumnValuesToBeBetween(
-                column=exp.column,
-                min_value=p.get("min"),
-                max_value=p.get("max"),
-                strict_min=bool(p.get("strict_min", False)),
-                strict_max=bool(p.get("strict_max", False)),
-                meta=meta,
-                **mostly,
-            )
-        if exp.kind == "in_set":
-            return gxe.ExpectColumnValuesToBeInSet(
-                column=exp.column, value_set=list(p["values"]), meta=meta, **mostly
-            )
-        if exp.kind == "row_count":
-            per = p.get("per", "window")
-            bounds: dict[str, Any] = {"min_value": p.get("min"), "max_value": p.get("max")}
-            if per != "window":  # scaled by the window's length at run time: suite parameters
-                row_params[exp.name] = exp
-                bounds = {
-                    k: {"$PARAMETER": f"{_param_name(exp)}_{k}"} for k, v in bounds.items() if v is not None
-                }
-            return gxe.ExpectTableRowCountToBeBetween(meta=meta, **bounds)
-        raise ValueError(f"expectation {exp.name!r}: kind {exp.kind!r} does not run in Great Expectations")
+        gx_exp = factory(self.gxe, exp)
+        gx_exp.meta = {**(gx_exp.meta or {}), "hmco_name": exp.name}
+        return gx_exp
 
     def run(self, compiled: _Compiled, frame: Any, parameters: dict[str, Any], sample_size: int) -> Any:
         with self._lock:  # GX contexts are not thread-safe
@@ -184,22 +148,18 @@ class ExpectationGate:
         present = set(table.column_names)
 
         t0 = time.perf_counter()
-        for exp in suite:
-            if exp.kind == "types":
-                outcomes[exp.name] = check_types(table, exp)
-            elif exp.kind == "continuity":
-                outcomes[exp.name] = check_continuity(table, exp, window, sample_size=self.sample_size)
-            elif exp.kind == "recency":
-                outcomes[exp.name] = check_recency(table, exp, window)
-        timings["arrow"] = time.perf_counter() - t0
-
+        ctx = CheckContext(window=window, sample_size=self.sample_size)
         runnable: list[Expectation] = []
-        for exp in suite.select(GX_KINDS):
-            absent = [c for c in exp.key_columns if c not in present]
-            if absent:  # GX would only say "metric error": name the column instead
+        for exp in suite:
+            kind = get_kind(exp.kind)
+            absent = [c for c in exp.key_columns if c not in present] if kind.require_columns else []
+            if absent:  # GX would only say "metric error", an Arrow check would raise: name the column
                 outcomes[exp.name] = missing_columns_outcome(exp, absent)
+            elif kind.check is not None:
+                outcomes[exp.name] = kind.check(table, exp, ctx)
             else:
                 runnable.append(exp)
+        timings["arrow"] = time.perf_counter() - t0
         if runnable:
             outcomes.update(self._run_gx(suite, runnable, table, window, timings))
 
@@ -225,7 +185,8 @@ class ExpectationGate:
         t0 = time.perf_counter()
         runtime = _GXRuntime.get()
         # Compile the suite's runnable part (a suite minus expectations on missing columns is its own key).
-        sub = suite if len(runnable) == len(suite.select(GX_KINDS)) else Suite(suite.dataset, tuple(runnable))
+        gx_part = [e for e in suite if get_kind(e.kind).engine == _GX]
+        sub = suite if len(runnable) == len(gx_part) else Suite(suite.dataset, tuple(runnable))
         compiled = runtime.compile(sub, runnable)
         timings["gx_compile"] = time.perf_counter() - t0
 
@@ -234,7 +195,7 @@ class ExpectationGate:
         timings["to_pandas"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        params = _row_count_parameters(compiled.row_count_parameters, window)
+        params = _parameters(compiled.parameterized, window)
         result = runtime.run(compiled, frame, params, self.sample_size)
         timings["gx_run"] = time.perf_counter() - t0
 
@@ -250,12 +211,12 @@ class ExpectationGate:
 
 
 def _to_pandas(table: pa.Table, expectations: list[Expectation]) -> Any:
-    """Convert only what GX needs. The column-set check needs every name; others need their columns.
+    """Convert only what GX needs: the columns the expectations read, or all for a whole-batch kind.
 
     Default pandas dtypes are used on purpose: measured, GX on ``pd.ArrowDtype`` columns is ~10x
     slower than on numpy/``str`` columns, which outweighs the cheaper conversion.
     """
-    if any(e.kind == "columns" for e in expectations):
+    if any(get_kind(e.kind).whole_batch for e in expectations):
         cols = table.column_names
     else:
         wanted = {c for e in expectations for c in e.key_columns}
@@ -263,21 +224,13 @@ def _to_pandas(table: pa.Table, expectations: list[Expectation]) -> Any:
     return table.select(cols).to_pandas(split_blocks=True)
 
 
-def _param_name(exp: Expectation) -> str:
-    return "hmco_" + "".join(ch if ch.isalnum() else "_" for ch in exp.name)
-
-
-def _row_count_parameters(row_params: dict[str, Expectation], window: Window | None) -> dict[str, Any]:
-    """Row-count bounds given per hour/day become absolute bounds for this window."""
+def _parameters(expectations: list[Expectation], window: Window | None) -> dict[str, Any]:
+    """The values of the suite parameters of this batch (e.g. row-count bounds scaled to the window)."""
     out: dict[str, Any] = {}
-    for exp in row_params.values():
-        per = exp.params.get("per", "window")
-        scale = (window.duration / timedelta(seconds=_PER_SECONDS[per])) if window else 1.0
-        for key in ("min", "max"):
-            value = exp.params.get(key)
-            if value is not None:
-                bound = float(value) * scale
-                out[f"{_param_name(exp)}_{key}_value"] = int(bound) if key == "max" else int(-(-bound // 1))
+    for exp in expectations:
+        parameters = get_kind(exp.kind).parameters
+        if parameters is not None:
+            out.update(parameters(exp, window))
     return out
 
 
@@ -310,21 +263,15 @@ def _outcome(exp: Expectation, res: Any, sample_size: int) -> ExpectationOutcome
     for key in ("observed_value", "unexpected_percent", "missing_count", "element_count", "details"):
         if key in result:
             details[key] = json_safe(result[key])
-    sample = result.get("partial_unexpected_list") or []
-    if exp.kind == "columns" and "details" in result:
-        mismatch = result["details"].get("mismatched", {})
-        sample = [f"missing: {c}" for c in mismatch.get("missing", [])] + [
-            f"unexpected: {c}" for c in mismatch.get("unexpected", [])
-        ]
+    read_sample = get_kind(exp.kind).sample
+    sample = read_sample(result) if read_sample is not None else (result.get("partial_unexpected_list") or [])
     unexpected = result.get("unexpected_count")
-    if unexpected is None and exp.kind == "columns":
-        unexpected = len(sample)
     return ExpectationOutcome(
         name=exp.name,
         success=bool(res.success) and not errors,
         severity=exp.severity,
         column=exp.column,
-        unexpected_count=int(unexpected or 0),
+        unexpected_count=int(unexpected if unexpected is not None else len(sample)),
         unexpected_sample=json_safe(list(sample)[:sample_size]),
         details=details,
     )

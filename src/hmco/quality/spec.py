@@ -40,10 +40,10 @@ from hmco.quality.suites import (
     Suite,
     continuity_expectation,
     default_suite,
-    parse_duration,
     recency_expectation,
 )
 from hmco.schemas import Dataset, get_dataset
+from hmco.windows import parse_duration
 
 __all__ = [
     "AllowedCheck",

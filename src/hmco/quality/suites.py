@@ -3,7 +3,8 @@
 A :class:`Suite` is an ordered list of :class:`Expectation` specs (name, kind, column(s), params,
 severity). Suites are plain data, not Great Expectations objects, so a UIS YAML ``checks:`` section can
 add, override or remove expectations (see :mod:`hmco.quality.spec`) and any engine can run them
-(:mod:`hmco.quality.gx` runs them on Great Expectations 1.x).
+(:mod:`hmco.quality.gx` runs them on Great Expectations 1.x). What a ``kind`` means is registered in
+:mod:`hmco.quality.kinds`: nine are built in, and a new one is one function plus one registration.
 
 ``default_suite(dataset)`` derives a suite from the canonical :class:`~hmco.schemas.Dataset`:
 
@@ -32,42 +33,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hmco.quality.gate import ExpectationOutcome
+from hmco.quality.kinds import get_kind
 from hmco.schemas import Dataset, get_dataset
 
 __all__ = [
-    "KINDS",
+    "END_COLUMN",
     "Expectation",
-    "Kind",
     "Severity",
     "Suite",
+    "continuity_expectation",
     "default_suite",
-    "parse_duration",
     "recency_expectation",
 ]
 
-Kind = Literal[
-    "columns", "types", "not_null", "unique", "between", "in_set", "row_count", "continuity", "recency"
-]
 Severity = Literal["error", "warn"]
-KINDS: tuple[str, ...] = (
-    "columns",
-    "types",
-    "not_null",
-    "unique",
-    "between",
-    "in_set",
-    "row_count",
-    "continuity",
-    "recency",
-)
 
 # Interval data coarser than this is checked for continuity only when a spec asks: daily series skip
 # weekends and holidays (FRED, EIA spot prices) and local-midnight days drift across DST in UTC.
@@ -77,85 +64,40 @@ _CONTINUITY_WARN_ONLY = frozenset({"noaa_observations"})
 # The column holding each row's interval end, where a dataset has one (else ``ts + frequency``).
 END_COLUMN = "interval_end"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|min|h|d|w)?\s*$")
-_UNIT_SECONDS = {
-    "us": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-    "w": 604800.0,
-}
-
-
-def parse_duration(value: str | float | int | timedelta) -> timedelta:
-    """Read ``"5m"``, ``"1h"``, ``"30s"``, ``"1d"``, a number of seconds or a timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    match = _DURATION.match(value)
-    if not match:
-        raise ValueError(f"{value!r} is not a duration (examples: 30s, 5m, 1h, 1d)")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"])
-
 
 class Expectation(BaseModel):
     """One expectation: a named, engine-neutral rule about a batch.
 
-    ``params`` by kind: ``columns`` {columns, exact}; ``types`` {types: {column: arrow type}};
-    ``not_null`` {mostly}; ``unique`` (uses ``columns``); ``between`` {min, max, mostly, strict_min,
-    strict_max}; ``in_set`` {values, mostly}; ``row_count`` {min, max, per: window|hour|day};
-    ``continuity`` (``columns`` = series key) {time_column, frequency (seconds or "5m"), edges};
-    ``recency`` {time_column, frequency, end_column, max_lag} (``end_column`` or ``frequency`` required).
+    ``kind`` is any registered kind (:func:`~hmco.quality.kinds.register_kind`); the kind validates
+    ``params`` when the expectation is built. ``params`` of the built-in kinds: ``columns`` {columns,
+    exact}; ``types`` {types: {column: arrow type}}; ``not_null`` {mostly}; ``unique`` (uses ``columns``);
+    ``between`` {min, max, mostly, strict_min, strict_max}; ``in_set`` {values, mostly}; ``row_count``
+    {min, max, per: window|hour|day}; ``continuity`` (``columns`` = series key) {time_column, frequency
+    (seconds or "5m"), edges}; ``recency`` {time_column, frequency, end_column, max_lag} (``end_column``
+    or ``frequency`` required).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1)
-    kind: Kind
+    kind: str
     column: str | None = None
     columns: tuple[str, ...] = ()
     params: dict[str, Any] = Field(default_factory=dict)
     severity: Severity = "error"
 
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        get_kind(value)
+        return value
+
     @model_validator(mode="after")
-    def _check_kind(self) -> Expectation:
-        p = self.params
-        if self.kind in ("not_null", "between", "in_set") and not self.column:
-            raise ValueError(f"expectation {self.name!r} of kind {self.kind!r} needs 'column'")
-        if self.kind == "unique" and not (self.columns or self.column):
-            raise ValueError(f"expectation {self.name!r} of kind 'unique' needs 'columns' (or 'column')")
-        if self.kind == "between" and p.get("min") is None and p.get("max") is None:
-            raise ValueError(
-                f"expectation {self.name!r} of kind 'between' needs params.min and/or params.max"
-            )
-        if self.kind == "in_set" and not isinstance(p.get("values"), list | tuple):
-            raise ValueError(f"expectation {self.name!r} of kind 'in_set' needs params.values (a list)")
-        if self.kind == "columns" and not isinstance(p.get("columns"), list | tuple):
-            raise ValueError(f"expectation {self.name!r} of kind 'columns' needs params.columns (a list)")
-        if self.kind == "types" and not isinstance(p.get("types"), dict):
-            raise ValueError(
-                f"expectation {self.name!r} of kind 'types' needs params.types ({{column: type}})"
-            )
-        if self.kind == "row_count" and p.get("per", "window") not in ("window", "hour", "day"):
-            raise ValueError(f"expectation {self.name!r}: params.per must be window, hour or day")
-        if self.kind == "continuity":
-            if not p.get("frequency"):
-                raise ValueError(f"expectation {self.name!r} of kind 'continuity' needs params.frequency")
-            parse_duration(p["frequency"])
-        if self.kind == "recency":
-            if not (p.get("end_column") or p.get("frequency")):
-                raise ValueError(
-                    f"expectation {self.name!r} of kind 'recency' needs params.end_column or params.frequency"
-                )
-            if p.get("frequency"):
-                parse_duration(p["frequency"])
-            if parse_duration(p.get("max_lag", 0)) < timedelta(0):
-                raise ValueError(f"expectation {self.name!r}: params.max_lag must not be negative")
-        mostly = p.get("mostly")
+    def _check_params(self) -> Expectation:
+        validate = get_kind(self.kind).validate
+        if validate is not None:
+            validate(self)
+        mostly = self.params.get("mostly")
         if mostly is not None and not 0.0 <= float(mostly) <= 1.0:
             raise ValueError(f"expectation {self.name!r}: params.mostly must be between 0 and 1")
         return self
@@ -163,12 +105,29 @@ class Expectation(BaseModel):
     @property
     def key_columns(self) -> tuple[str, ...]:
         """Columns the rule reads (for projecting the batch before validation)."""
-        cols = (*((self.column,) if self.column else ()), *self.columns)
-        if self.kind == "continuity":
-            cols = (*cols, str(self.params.get("time_column", "ts")))
-        if self.kind == "recency":
-            cols = (*cols, str(self.params.get("end_column") or self.params.get("time_column", "ts")))
-        return cols
+        reads = get_kind(self.kind).reads
+        extra = tuple(reads(self)) if reads is not None else ()
+        return (*((self.column,) if self.column else ()), *self.columns, *extra)
+
+    def outcome(
+        self,
+        success: bool,
+        *,
+        column: str | None = None,
+        unexpected_count: int = 0,
+        unexpected_sample: Sequence[Any] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> ExpectationOutcome:
+        """This expectation's verdict on a batch, named and graded as it says (``details`` gets its kind)."""
+        return ExpectationOutcome(
+            name=self.name,
+            success=success,
+            severity=self.severity,
+            column=column if column is not None else self.column,
+            unexpected_count=unexpected_count,
+            unexpected_sample=list(unexpected_sample),
+            details={"kind": self.kind, **(details or {})},
+        )
 
     def with_severity(self, severity: Severity) -> Expectation:
         return self.model_copy(update={"severity": severity})

@@ -16,7 +16,7 @@ import pyarrow as pa
 from hmco._dependencies import import_optional
 from hmco.config import Settings
 from hmco.errors import ConfigError
-from hmco.security.redaction import register_secret
+from hmco.redaction import register_secret
 
 if TYPE_CHECKING:
     from trino.dbapi import Connection

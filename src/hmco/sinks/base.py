@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -11,7 +11,10 @@ import pyarrow as pa
 from hmco.schemas import Dataset
 from hmco.windows import Window
 
-__all__ = ["Sink", "WriteResult"]
+__all__ = ["Scope", "Sink", "WriteResult"]
+
+#: Which slice of a dataset a write owns, e.g. ``{"iso": ["CAISO"]}``; empty or None = the whole dataset.
+Scope = Mapping[str, Sequence[Any]]
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,12 @@ class WriteResult:
 
 @runtime_checkable
 class Sink(Protocol):
-    """Writes one window's batch idempotently: writing the same window twice leaves one copy."""
+    """Writes one window's batch idempotently: writing the same window twice leaves one copy.
+
+    ``scope`` bounds what a window write may replace: a sink that replaces whole windows (Iceberg)
+    replaces only the rows of ``window`` inside ``scope``; a sink that upserts by key (ClickHouse)
+    never removes rows and may ignore it.
+    """
 
     name: str
 
@@ -40,5 +48,5 @@ class Sink(Protocol):
         dataset: Dataset,
         window: Window,
         batch_id: str,
-        watermark: datetime | None = None,
+        scope: Scope | None = None,
     ) -> WriteResult: ...

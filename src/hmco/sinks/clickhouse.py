@@ -1,21 +1,29 @@
 """ClickHouse sink: canonical Arrow batches into ``<dataset>_store``, exactly once, then exact rollups.
 
 Exactly once comes from three layers: each insert carries an ``insert_deduplication_token`` derived from
-the batch id, the chunk index and a SHA-256 of the chunk's Arrow IPC bytes (so a retried or re-sent
-identical chunk is dropped by the server, ``non_replicated_deduplication_window`` on single node, the
-replicated log on a cluster); the table is a ReplacingMergeTree keyed on the dataset's primary key (so a
-chunk re-sent outside the window, or a revision, replaces instead of adding); and readers query the
-``FINAL`` view. Transient failures (connection drops, TOO_MANY_PARTS, timeouts, Keeper hiccups) are
-retried with tenacity; re-running a failed write converges to one copy of every row.
+the batch id, the chunk index and a SHA-256 of the chunk's Arrow IPC bytes as the caller gave them (so a
+retried or re-sent identical chunk is dropped by the server, ``non_replicated_deduplication_window`` on
+single node, the replicated log on a cluster); the table is a ReplacingMergeTree keyed on the dataset's
+primary key and versioned by the row's ``published_at`` (so a chunk re-sent outside the window replaces
+a row with itself or loses to a newer revision, and a revision replaces instead of adding); and readers
+query the ``FINAL`` view. Transient failures (connection drops, TOO_MANY_PARTS, timeouts, Keeper
+hiccups) are retried with tenacity; re-running a failed write converges to one copy of every row.
+
+Versions: the window processor fills ``published_at`` on every row. Rows that reach this sink without it
+(a direct ``write``/``load_rt_lmp`` of a table lacking the column, or with nulls) are stamped with the
+sink's own clock, strictly increasing per sink, just before the insert; the deduplication token is still
+computed over the rows as given, so an identical retry stays a duplicate. The server never picks a
+version: ``version`` defaults to ``published_at`` in microseconds (:mod:`hmco.clickhouse.ddl`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -28,7 +36,7 @@ from hmco.clickhouse.ddl import ClickHouseLayout
 from hmco.clickhouse.setup import refresh_rollups
 from hmco.errors import HmcoError, SinkError, SinkUnavailable
 from hmco.schemas import Dataset, conform
-from hmco.sinks.base import WriteResult
+from hmco.sinks.base import Scope, WriteResult
 from hmco.windows import Window
 
 if TYPE_CHECKING:
@@ -72,6 +80,8 @@ class ClickHouseSink:
         batch_rows: rows per INSERT (one part per partition each; keep inserts large and few).
         rollups: recompute the touched hourly/daily rollup buckets after each write.
         max_attempts, backoff, sleep: retry policy for transient errors (``sleep`` injectable for tests).
+        clock: the writer's clock (aware UTC ``datetime``), stamped into ``published_at`` of rows that
+            arrive without one; stamps are made strictly increasing per sink (injectable for tests).
     """
 
     name = "clickhouse"
@@ -86,6 +96,7 @@ class ClickHouseSink:
         max_attempts: int = 5,
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if batch_rows <= 0:
             raise ValueError("batch_rows must be positive")
@@ -93,6 +104,9 @@ class ClickHouseSink:
         self.layout = layout or ClickHouseLayout.of("rt_lmp")
         self.batch_rows = batch_rows
         self.rollups = rollups
+        self.clock = clock
+        self._last_stamp: datetime | None = None
+        self._stamp_lock = threading.Lock()
         self._retrying = Retrying(
             stop=stop_after_attempt(max_attempts),
             wait=wait_exponential_jitter(initial=backoff, max=30.0),
@@ -121,9 +135,16 @@ class ClickHouseSink:
         dataset: Dataset,
         window: Window,
         batch_id: str,
-        watermark: datetime | None = None,
+        scope: Scope | None = None,
     ) -> WriteResult:
         """Insert ``table`` (conformed to ``dataset``) in chunks of ``batch_rows``; idempotent per content.
+
+        ``scope`` is accepted for the :class:`~hmco.sinks.base.Sink` protocol and not needed: rows are
+        upserted by key, never deleted, so a write cannot touch another scope's rows.
+
+        The newest ``published_at`` of a key wins. Rows without one are stamped with this sink's clock
+        (one stamp per call, later than any stamp this sink gave before); ``meta["stamped_rows"]`` counts
+        them. The deduplication tokens hash the rows as given, before stamping.
 
         Raises:
             SinkUnavailable: the server stayed unavailable through every retry (re-run the write later).
@@ -136,12 +157,20 @@ class ClickHouseSink:
             )
         started = time.perf_counter()
         data = conform(table, dataset, extra="drop")
+        source = self.layout.version_source
+        unstamped = data.column(source).null_count
+        stamp = pa.scalar(self._next_stamp(), data.schema.field(source).type) if unstamped else None
+        compression = self._compression()
         nbytes = 0
         tokens: list[str] = []
         for index, offset in enumerate(range(0, data.num_rows, self.batch_rows)):
             chunk = data.slice(offset, self.batch_rows)
-            block = _arrow_ipc(chunk, self._compression())
+            block = _arrow_ipc(chunk, compression)
             token = f"{dataset.name}:{batch_id}:{index}:{hashlib.sha256(memoryview(block)).hexdigest()}"
+            if stamp is not None and chunk.column(source).null_count:
+                at = chunk.schema.get_field_index(source)
+                chunk = chunk.set_column(at, chunk.field(at), pc.coalesce(chunk.column(at), stamp))
+                block = _arrow_ipc(chunk, compression)
             self._insert(chunk.schema.names, block, token, batch_id)
             nbytes += block.size
             tokens.append(token)
@@ -153,8 +182,23 @@ class ClickHouseSink:
             rows=data.num_rows,
             bytes=nbytes,
             seconds=time.perf_counter() - started,
-            meta={"inserts": len(tokens), "dedup_tokens": tokens, "window": str(window)},
+            meta={
+                "inserts": len(tokens),
+                "dedup_tokens": tokens,
+                "window": str(window),
+                "stamped_rows": unstamped,
+            },
         )
+
+    def _next_stamp(self) -> datetime:
+        """The writer's clock in whole microseconds, strictly after the previous stamp of this sink."""
+        now = self.clock()
+        now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+        with self._stamp_lock:
+            if self._last_stamp is not None and now <= self._last_stamp:
+                now = self._last_stamp + timedelta(microseconds=1)
+            self._last_stamp = now
+        return now
 
     def _compression(self) -> str | None:
         compression = getattr(self.client, "write_compression", None)

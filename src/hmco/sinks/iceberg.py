@@ -2,10 +2,11 @@
 
 Writing a window *replaces* that window (``overwrite`` with a filter on the time column, narrowed to
 the batch's scope, e.g. its ISO), so re-running it leaves exactly one copy — far faster than
-``upsert`` for revisions (see the lakehouse reference). The pipeline's watermark and batch id ride in
-the same commit: as snapshot-summary properties and as a table property, so state and data never
-disagree. Concurrent writers are retried on conflict; schema evolution adds new nullable columns by
-name, and anything else is an :class:`~hmco.errors.IncompatibleSchemaChange`.
+``upsert`` for revisions (see the lakehouse reference). The pipeline's state (committed windows,
+watermark, batch id; owned by :mod:`hmco.lake.state`) rides in the same commit, so state and data never
+disagree. A concurrent commit is retried here, re-planning the delete and re-reading the state (hmco
+tables set pyiceberg's own retries to 0 so the conflict reaches this code); schema evolution adds new
+nullable columns by name, and anything else is an :class:`~hmco.errors.IncompatibleSchemaChange`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import itertools
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from hmco._logging import get_logger
-from hmco.errors import CommitConflict, HmcoError, IncompatibleSchemaChange, SinkError
-from hmco.lake import WATERMARK_PREFIX, Lake
+from hmco.errors import CommitConflict, HmcoError, IncompatibleSchemaChange, SinkError, is_transient
+from hmco.lake import Lake
+from hmco.lake.state import window_commit
 from hmco.schemas import Dataset
 from hmco.sinks.base import WriteResult
 from hmco.windows import Window
@@ -70,7 +71,8 @@ class IcebergSink:
     Args:
         lake: the lake to write to.
         tier: ``staged``, ``curated`` (default: the dataset's own tier) or ``ml``.
-        pipeline: name under which the watermark is recorded.
+        pipeline: the pipeline whose state (committed windows, watermark) each commit records;
+            ``None`` records only the batch id and window (e.g. the staged tier).
         max_attempts: attempts on commit conflicts before giving up with :class:`CommitConflict`.
         evolve: accept new nullable columns (``True``) or reject any schema change (``False``).
     """
@@ -99,7 +101,6 @@ class IcebergSink:
         dataset: Dataset,
         window: Window,
         batch_id: str,
-        watermark: datetime | None = None,
         scope: Mapping[str, Sequence[Any]] | None = None,
     ) -> WriteResult:
         """Replace ``window`` (within ``scope``) of the dataset's table with ``table`` in one commit.
@@ -119,27 +120,19 @@ class IcebergSink:
         if scope is None:
             scope = batch_scope(dataset, table)
         row_filter = window_filter(dataset, window, scope)
-        summary = {
-            "hmco.batch-id": batch_id,
-            "hmco.window": f"{window.start.isoformat()}/{window.end.isoformat()}",
-        }
-        if self.pipeline:
-            summary["hmco.pipeline"] = self.pipeline
-        if watermark is not None:
-            summary["hmco.watermark"] = watermark.isoformat()
 
         def commit() -> Table:
             tbl.refresh()
+            state = window_commit(tbl, window=window, batch_id=batch_id, pipeline=self.pipeline)
             paths = write_data_files(tbl, _align(table, tbl), batch_id)
             try:
                 with warnings.catch_warnings(), tbl.transaction() as tx:
                     warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-                    tx.delete(row_filter, snapshot_properties=summary)
+                    tx.delete(row_filter, snapshot_properties=state.summary)
                     if paths:
-                        tx.add_files(paths, snapshot_properties=summary, check_duplicate_files=False)
-                    props = self._watermark_property(tbl, watermark)
-                    if props:
-                        tx.set_properties(props)
+                        tx.add_files(paths, snapshot_properties=state.summary, check_duplicate_files=False)
+                    if state.properties:
+                        tx.set_properties(state.properties)
             except (CommitFailedException, ValidationException) as exc:
                 _discard(tbl, paths)  # the commit certainly did not land: its files are orphans
                 raise CommitConflict(
@@ -156,7 +149,7 @@ class IcebergSink:
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=wait_random_exponential(multiplier=0.05, max=2.0),
-            retry=retry_if_exception_type(CommitConflict),
+            retry=retry_if_exception(is_transient),
             reraise=True,
         )
         try:
@@ -181,15 +174,6 @@ class IcebergSink:
             seconds=time.perf_counter() - started,
             snapshot_id=snap.snapshot_id if snap else None,
         )
-
-    def _watermark_property(self, tbl: Table, watermark: datetime | None) -> dict[str, str]:
-        if watermark is None or not self.pipeline:
-            return {}
-        key = WATERMARK_PREFIX + self.pipeline
-        current = tbl.properties.get(key)
-        if current and datetime.fromisoformat(current) >= watermark:
-            return {}  # re-running an old window never moves the watermark back
-        return {key: watermark.isoformat()}
 
     def _evolve_schema(self, tbl: Table, table: pa.Table, dataset: Dataset) -> None:
         """Add new nullable columns by name; reject type changes and new required columns."""

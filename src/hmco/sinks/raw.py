@@ -18,8 +18,8 @@ import pyarrow as pa
 from hmco._logging import get_logger
 from hmco.errors import SinkError
 from hmco.lake import Lake
-from hmco.security.redaction import redact_bytes
-from hmco.sources.base import RawPayload, Source
+from hmco.payload import PayloadParser, RawPayload
+from hmco.redaction import redact_bytes
 
 __all__ = ["ArchivedPayload", "RawArchive"]
 
@@ -125,7 +125,7 @@ class RawArchive:
         except FileNotFoundError:
             raise SinkError(f"no archived payload {key!r} in {self.root}") from None
 
-    def replay(self, key: str, source: Source) -> pa.Table:
+    def replay(self, key: str, source: PayloadParser) -> pa.Table:
         """Parse an archived payload again (after a parser fix or to rebuild a table)."""
         return source.parse(self.get(key))
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -37,18 +36,17 @@ from hmco.errors import (
     SchemaDriftError,
     SourceError,
 )
+from hmco.redaction import redact_bytes, redact_text
 from hmco.schemas import TS, conform, get_dataset
-from hmco.security.redaction import redact_bytes, redact_text
 from hmco.sources.base import (
     RawPayload,
     Source,
     body_sha256,
     body_snippet,
     is_json_object,
-    register_source,
     secret_value,
 )
-from hmco.sources.http import HttpClient
+from hmco.sources.http import HttpOptions
 from hmco.windows import Window
 
 __all__ = ["DEFAULT_BASE_URL", "FRED", "MAX_LIMIT", "MIN_INTERVAL", "FredPage", "parse_fred", "read_page"]
@@ -212,7 +210,17 @@ def _error_from_response(status: int, body: bytes, ctx: Mapping[str, Any]) -> So
     return RequestRejected(f"FRED answered HTTP {status}: {_snippet(body)}", **ctx)
 
 
-@register_source
+def _judge(status: int, body: bytes, ctx: Mapping[str, Any]) -> tuple[FredPage | None, Exception | None]:
+    """A page's rows and count (to page by), or the error it stands for -- returned, not raised, so the
+    client yields the payload (and the pipeline archives it) before raising."""
+    try:
+        if status != 200:
+            raise _error_from_response(status, body, ctx)
+        return read_page(body, where=ctx), None
+    except Exception as exc:  # judged after the yield; a reader bug must not lose the bytes either
+        return None, exc
+
+
 class FRED(Source):
     """FRED series observations (``fred_observations``), one request sequence per series.
 
@@ -223,8 +231,9 @@ class FRED(Source):
         units, frequency, aggregation_method: FRED transformations, passed through.
         limit: observations per request (1..100,000); larger series are paged by ``offset``.
         require_data: raise :class:`NoData` when no series has observations in the window.
-        min_interval: seconds between requests to the host, process-wide (default 0.5: 120/min).
-        sleep, clock: injectable for tests; injecting either gives this client its own pacer.
+        base_url: API root (mirror, proxy, test server); default ``https://api.stlouisfed.org/fred/``.
+        http: timeout, retries and pacing (:class:`~hmco.sources.http.HttpOptions` or a mapping);
+            by default requests go 0.5 s apart, process-wide (FRED allows 120 a minute per key).
     """
 
     name: ClassVar[str] = "fred"
@@ -239,11 +248,7 @@ class FRED(Source):
         *,
         settings: Settings | None = None,
         base_url: str | None = None,
-        min_interval: float | None = None,
-        max_attempts: int = 5,
-        backoff: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] | None = None,
+        http: HttpOptions | Mapping[str, Any] | None = None,
         series_ids: Sequence[str] | str = (),
         realtime_start: str | None = None,
         realtime_end: str | None = None,
@@ -253,7 +258,6 @@ class FRED(Source):
         aggregation_method: str | None = None,
         limit: int = MAX_LIMIT,
         require_data: bool = False,
-        timeout: float = 60.0,
     ) -> None:
         super().__init__(dataset, settings=settings)
         ids = [series_ids] if isinstance(series_ids, str) else [str(s) for s in series_ids]
@@ -285,16 +289,9 @@ class FRED(Source):
         }
         self.require_data = bool(require_data)
         self._api_key = secret_value(self.settings.sources.fred_api_key)
-        interval = MIN_INTERVAL if min_interval is None else min_interval
-        self._http = HttpClient(
-            base_url or DEFAULT_BASE_URL,
-            min_interval=interval,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            timeout=timeout,
-            user_agent=self.settings.sources.user_agent,
-            sleep=sleep,
-            clock=clock,
+        self.http_options = HttpOptions.coerce(http).with_defaults(timeout=60.0, min_interval=MIN_INTERVAL)
+        self._http = self.http_options.client(
+            base_url or DEFAULT_BASE_URL, user_agent=self.settings.sources.user_agent
         )
 
     def requests_for(self, window: Window) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -334,6 +331,7 @@ class FRED(Source):
     def _walk(
         self, series_id: str, base_params: list[tuple[str, str]], window: Window
     ) -> Generator[RawPayload, None, int]:
+        """Yield each page, *then* judge it: a bad page reaches the raw archive before its error is raised."""
         offset, page_no = 0, 0
         while True:
             params = [*base_params, ("limit", str(self.limit)), ("offset", str(offset))]
@@ -347,11 +345,11 @@ class FRED(Source):
                 "url": url,
                 "sha256": body_sha256(body),
             }
-            if resp.status_code != 200:
-                raise _error_from_response(resp.status_code, body, ctx)
-            page = read_page(body, where=ctx)
-            n = len(page.rows)
-            count = page.count if page.count is not None else offset + n
+            page, problem = _judge(resp.status_code, body, ctx)
+            meta: dict[str, Any] = {"series_id": series_id, "offset": offset, "limit": self.limit}
+            if page is not None:
+                n = len(page.rows)
+                meta |= {"rows": n, "count": page.count if page.count is not None else offset + n}
             yield RawPayload(
                 source=self.name,
                 dataset=self.dataset.name,
@@ -363,14 +361,12 @@ class FRED(Source):
                 content_type=resp.headers.get("content-type"),
                 window=window,
                 page=page_no,
-                meta={
-                    "series_id": series_id,
-                    "offset": offset,
-                    "limit": self.limit,
-                    "rows": n,
-                    "count": count,
-                },
+                meta=meta,
             )
+            if problem is not None:
+                raise problem
+            assert page is not None
+            n, count = meta["rows"], meta["count"]
             if n == 0:
                 if offset == 0:
                     log.info("fred: %s has no observations in %s", series_id, window)
@@ -381,7 +377,17 @@ class FRED(Source):
             page_no += 1
 
     def parse(self, payload: RawPayload) -> pa.Table:
+        """Pure: the canonical table of one page, or the typed error of an error answer."""
         series_id = payload.meta.get("series_id") or payload.params.get("series_id")
+        if payload.status != 200:
+            ctx = {
+                "source": self.name,
+                "dataset": payload.dataset,
+                "series_id": series_id,
+                "url": payload.url,
+                "sha256": payload.sha256,
+            }
+            raise _error_from_response(payload.status, payload.body, ctx)
         if not series_id:
             raise PayloadError(
                 "FRED payload does not say which series it holds (meta/params lack series_id)",

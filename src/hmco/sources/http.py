@@ -1,5 +1,6 @@
 """The HTTP client every source uses: timeouts, retries with backoff and jitter, ``Retry-After``,
-and per-host pacing shared by all clients in the process.
+and per-host pacing shared by all clients in the process; and :class:`HttpOptions`, the one value
+that carries those settings from a source's constructor (or a UIS spec) to its client.
 
 Retries (tenacity) cover connection errors, timeouts, HTTP 429 and 5xx. Any other status is returned
 to the source, which knows how to turn its body into a typed error. Pacing is per host: two clients of
@@ -13,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -22,16 +23,16 @@ import httpx
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 
-from hmco.errors import RateLimited, SourceUnavailable
-from hmco.security.redaction import redact_mapping, redact_url
-from hmco.sources.base import body_snippet
+from hmco.errors import ConfigError, RateLimited, SourceUnavailable, is_transient
+from hmco.payload import body_snippet
+from hmco.redaction import redact_mapping, redact_url
 
-__all__ = ["HostPacer", "HttpClient", "pacer_for", "parse_retry_after"]
+__all__ = ["HostPacer", "HttpClient", "HttpOptions", "last_modified", "pacer_for", "parse_retry_after"]
 
 log = logging.getLogger("hmco.http")
 
@@ -93,6 +94,23 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def last_modified(headers: Mapping[str, str]) -> datetime | None:
+    """The ``Last-Modified`` time of a response as an aware UTC datetime (``None`` if absent or bad).
+
+    A source's publication time of a file when its payload states none (see ``RawPayload.published_at``).
+    """
+    value = next((v for k, v in headers.items() if k.lower() == "last-modified"), None)
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110: an HTTP-date is GMT (``-0000`` parses as naive)
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
 
 
 class HttpClient:
@@ -216,7 +234,7 @@ class HttpClient:
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception_type((RateLimited, SourceUnavailable)),
+            retry=retry_if_exception(is_transient),
             sleep=self._sleep,
             before_sleep=self._log_retry,
             reraise=True,
@@ -262,3 +280,121 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How a source talks HTTP: timeout, retries and pacing in one small value (like ``httpx.Timeout``).
+
+    Every HTTP source takes ``http: HttpOptions | None``; a UIS spec passes the same as a mapping
+    (``params: {http: {timeout: 30, max_attempts: 3}}``). ``None`` for ``timeout`` or
+    ``min_interval`` means the source's own default (its documented pacing, its usual timeout).
+
+    Args:
+        timeout: seconds per request (connecting gets at most 10 s of it).
+        min_interval: seconds between requests, process-wide, to the host (or, for MISO and SPP, to
+            one feed or file tree).
+        max_attempts: total tries of a retryable failure (connection error, timeout, 429, 5xx).
+        backoff: first retry wait in seconds (exponential with jitter, capped at ``max_backoff``).
+        max_backoff: longest wait between two retries, in seconds.
+        verify: TLS verification: ``True``, ``False`` or the path of a CA bundle.
+        sleep, clock: injected time (tests, simulations); injecting either gives the client private
+            pacers on that clock, so nothing really waits.
+    """
+
+    timeout: float | None = None
+    min_interval: float | None = None
+    max_attempts: int = 5
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+    verify: bool | str = True
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"http.timeout must be a positive number of seconds, not {self.timeout!r}")
+        if self.min_interval is not None and not self.min_interval >= 0:
+            raise ConfigError(f"http.min_interval must be ≥ 0 seconds, not {self.min_interval!r}")
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or self.max_attempts < 1
+        ):
+            raise ConfigError(f"http.max_attempts must be a whole number ≥ 1, not {self.max_attempts!r}")
+        if not self.backoff >= 0 or not self.max_backoff >= 0:
+            raise ConfigError(
+                f"http.backoff and http.max_backoff must be ≥ 0 seconds, not {self.backoff!r}/{self.max_backoff!r}"
+            )
+
+    @classmethod
+    def coerce(cls, value: HttpOptions | Mapping[str, Any] | None) -> HttpOptions:
+        """``None`` → defaults; a mapping (from YAML) → options, its keys checked; options as they are.
+
+        Raises:
+            ConfigError: an unknown key (named, with the known ones) or a value out of range.
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, HttpOptions):
+            return value
+        if isinstance(value, Mapping):
+            known = [f.name for f in fields(cls)]
+            unknown = sorted(str(k) for k in value if k not in known)
+            if unknown:
+                raise ConfigError(f"http has no option(s) {unknown}; it accepts {known}")
+            try:
+                return cls(**{str(k): v for k, v in value.items()})
+            except TypeError as exc:  # a comparison with a non-number, e.g. timeout: "soon"
+                raise ConfigError(f"http options {dict(value)!r} are invalid: {exc}") from None
+        raise ConfigError(f"http must be HttpOptions or a mapping of its fields, not {type(value).__name__}")
+
+    def with_defaults(self, *, timeout: float, min_interval: float) -> HttpOptions:
+        """These options with a source's defaults filled in where they are unset."""
+        return replace(
+            self,
+            timeout=timeout if self.timeout is None else self.timeout,
+            min_interval=min_interval if self.min_interval is None else self.min_interval,
+        )
+
+    @property
+    def injected_time(self) -> bool:
+        """Whether time is injected (``sleep`` or ``clock`` given): pacers are then private."""
+        return self.clock is not None or self.sleep is not time.sleep
+
+    def client(
+        self,
+        base_url: str,
+        *,
+        user_agent: str,
+        headers: Mapping[str, str] | None = None,
+        host_interval: float | None = None,
+        rate_limit_detector: Callable[[httpx.Response], bool] | None = None,
+        client_class: type[HttpClient] = HttpClient,
+    ) -> HttpClient:
+        """The paced, retrying client these options describe: the one place a source builds it.
+
+        Args:
+            base_url: root of the API.
+            user_agent: the ``User-Agent`` header (settings: ``HMCO_SOURCES__USER_AGENT``).
+            headers: further headers sent with every request (tokens are redacted where recorded).
+            host_interval: pace the host at this interval instead of ``min_interval`` (sources that
+                pace per feed or file tree with :meth:`HttpClient.sub_pacer` pass ``0``).
+            rate_limit_detector: ``(response) -> bool`` for throttles that are not HTTP 429.
+            client_class: an :class:`HttpClient` subclass with source-specific retry waits.
+        """
+        interval = host_interval if host_interval is not None else (self.min_interval or 0.0)
+        return client_class(
+            base_url,
+            min_interval=interval,
+            max_attempts=self.max_attempts,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            timeout=60.0 if self.timeout is None else self.timeout,
+            headers=headers,
+            user_agent=user_agent,
+            rate_limit_detector=rate_limit_detector,
+            sleep=self.sleep,
+            clock=self.clock,
+            verify=self.verify,
+        )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, ClassVar, Final, Literal
@@ -25,10 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from hmco.config import Settings
-from hmco.errors import AuthenticationError, PayloadError, RequestRejected, SchemaDriftError
+from hmco.errors import AuthenticationError, PayloadError, RequestRejected, SchemaDriftError, SourceError
 from hmco.schemas import TS, conform, get_dataset
-from hmco.sources.base import RawPayload, Source, as_list, in_window, register_source
-from hmco.sources.http import HttpClient
+from hmco.sources.base import RawPayload, Source, as_list, body_snippet, in_window
+from hmco.sources.http import HttpOptions, last_modified
 from hmco.windows import Window, floor_time
 
 __all__ = [
@@ -37,8 +36,10 @@ __all__ = [
     "INTERVAL_MARKS",
     "MISO",
     "MISO_PUBLIC_URL",
+    "feed_status_error",
     "market_day",
     "parse_miso_five_min",
+    "parse_payload",
 ]
 
 log = logging.getLogger("hmco.sources.miso")
@@ -272,7 +273,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@register_source
 class MISO(Source):
     """MISO 5-minute real-time ex-post LMPs (dataset ``rt_lmp``, market ``RT5``) from the public feeds.
 
@@ -281,7 +281,12 @@ class MISO(Source):
             "rolling" or "previous" force one feed.
         nodes: keep only these CPNODEs (all when empty).
         now: clock deciding what "today" is (tests and replays).
-        clock: monotonic clock of the per-feed pacer (tests).
+        base_url: API root (test server, proxy); default ``https://public-api.misoenergy.org/api``.
+        http: timeout, retries and pacing (:class:`~hmco.sources.http.HttpOptions` or a mapping);
+            ``min_interval`` paces each *feed* (default 60 s, MISO's once-a-minute guidance).
+
+    ``published_at`` of a payload is the response's ``Last-Modified`` when MISO sends one (the feed's
+    JSON carries no publication time).
     """
 
     name: ClassVar[str] = "miso"
@@ -297,15 +302,10 @@ class MISO(Source):
         *,
         settings: Settings | None = None,
         base_url: str | None = None,
-        min_interval: float | None = None,
-        max_attempts: int = 5,
-        backoff: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] | None = None,
+        http: HttpOptions | Mapping[str, Any] | None = None,
         now: Callable[[], datetime] = _utcnow,
         feed: str = "auto",
         nodes: Sequence[str] | str | None = None,
-        timeout: float = 120.0,
     ) -> None:
         super().__init__(dataset, settings=settings)
         if feed.lower() != "auto" and feed.lower() not in _FEEDS:
@@ -313,16 +313,13 @@ class MISO(Source):
         self.feed = feed.lower()
         self.nodes = as_list(nodes)
         self._now = now
-        self.min_interval = DEFAULT_MIN_INTERVAL if min_interval is None else min_interval
-        self._http = HttpClient(
-            base_url or MISO_PUBLIC_URL,
-            min_interval=0.0,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            timeout=timeout,
-            user_agent=self.settings.sources.user_agent,
-            sleep=sleep,
-            clock=clock,
+        options = HttpOptions.coerce(http)
+        #: seconds between two requests to one feed
+        self.min_interval = DEFAULT_MIN_INTERVAL if options.min_interval is None else options.min_interval
+        self.http_options = options.with_defaults(timeout=120.0, min_interval=self.min_interval)
+        # the host is not paced: each feed is, by its own sub-pacer (see _fetch_feed)
+        self._http = self.http_options.client(
+            base_url or MISO_PUBLIC_URL, user_agent=self.settings.sources.user_agent, host_interval=0.0
         )
 
     # -- planning ------------------------------------------------------------------------------
@@ -366,29 +363,22 @@ class MISO(Source):
     # -- I/O -----------------------------------------------------------------------------------
 
     def fetch(self, window: Window) -> Iterator[RawPayload]:
-        """One request per feed the window needs; each payload carries its part of the window."""
+        """One request per feed the window needs; each payload carries its part of the window.
+
+        An error answer (403, 404 …) is yielded too, then raised, so its bytes reach the raw archive.
+        """
         for page, (feed, part) in enumerate(self.plan(window)):
-            yield self._fetch_feed(feed, part, page)
+            payload = self._fetch_feed(feed, part, page)
+            yield payload
+            error = feed_status_error(payload)
+            if error is not None:
+                raise error
 
     def _fetch_feed(self, feed: Feed, part: Window, page: int) -> RawPayload:
         # per-feed pacing (≤ 1 request/min each), on top of the host's
         self._http.sub_pacer(feed, self.min_interval).wait()
         resp = self._http.get(FEED_PATH.format(feed=feed))
         url, params, headers = self._http.describe_request(resp)
-        if resp.status_code in (401, 403):
-            raise AuthenticationError(
-                f"MISO refused the public feed (HTTP {resp.status_code}); the public API needs no key, so "
-                f"this is an IP block or a moved endpoint",
-                source=self.name,
-                url=url,
-            )
-        if resp.status_code != 200:
-            raise RequestRejected(
-                f"MISO answered HTTP {resp.status_code} for the {feed} feed: {resp.text[:200]!r}; "
-                f"check base_url",
-                source=self.name,
-                url=url,
-            )
         return RawPayload(
             source=self.name,
             dataset=self.dataset.name,
@@ -401,6 +391,7 @@ class MISO(Source):
             window=part,
             page=page,
             meta={"feed": feed, "interval_marks": INTERVAL_MARKS, "nodes": self.nodes},
+            published_at=last_modified(resp.headers),
         )
 
     def parse(self, payload: RawPayload) -> pa.Table:
@@ -410,8 +401,32 @@ class MISO(Source):
         self._http.close()
 
 
+def feed_status_error(payload: RawPayload) -> SourceError | None:
+    """The typed error of a feed answer that is not HTTP 200 (``None`` for a 200). Pure."""
+    if payload.status == 200:
+        return None
+    if payload.status in (401, 403):
+        return AuthenticationError(
+            f"MISO refused the public feed (HTTP {payload.status}); the public API needs no key, so "
+            f"this is an IP block or a moved endpoint",
+            source="miso",
+            url=payload.url,
+            sha256=payload.sha256,
+        )
+    return RequestRejected(
+        f"MISO answered HTTP {payload.status} for the {payload.meta.get('feed')} feed: "
+        f"{body_snippet(payload.body)!r}; check base_url",
+        source="miso",
+        url=payload.url,
+        sha256=payload.sha256,
+    )
+
+
 def parse_payload(payload: RawPayload) -> pa.Table:
-    """Parse an archived MISO payload (pure; uses only the payload's bytes, window and meta)."""
+    """Parse an archived MISO payload (pure; uses only the payload's bytes, status, window and meta)."""
+    error = feed_status_error(payload)
+    if error is not None:
+        raise error
     marks = payload.meta.get("interval_marks", INTERVAL_MARKS)
     if marks != INTERVAL_MARKS:
         log.warning(

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import csv
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -31,10 +30,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from hmco.config import Settings
-from hmco.errors import AuthenticationError, NoData, PayloadError, RequestRejected, SchemaDriftError
+from hmco.errors import (
+    AuthenticationError,
+    NoData,
+    PayloadError,
+    RequestRejected,
+    SchemaDriftError,
+    SourceError,
+)
 from hmco.schemas import TS, conform, get_dataset
-from hmco.sources.base import RawPayload, Source, as_list, in_window, register_source
-from hmco.sources.http import HttpClient
+from hmco.sources.base import RawPayload, Source, as_list, body_snippet, in_window
+from hmco.sources.http import HttpOptions, last_modified
 from hmco.windows import Window, floor_time
 
 __all__ = [
@@ -43,8 +49,10 @@ __all__ = [
     "SPP",
     "SPP_FILE_BROWSER_URL",
     "daily_file_path",
+    "file_status_error",
     "interval_file_path",
     "interval_file_paths",
+    "parse_payload",
     "parse_spp_rtbm_lmp",
 ]
 
@@ -252,7 +260,6 @@ def _read_as_text(
 # --------------------------------------------------------------------------------------------- client
 
 
-@register_source
 class SPP(Source):
     """SPP RTBM 5-minute LMPs by settlement location (dataset ``rt_lmp``, market ``RT5``).
 
@@ -260,7 +267,13 @@ class SPP(Source):
         use_daily_files: read one ``RTBM-LMP-DAILY-SL`` file per local day (published ≈ D+5) instead
             of one file per interval; best for backfills.
         nodes: keep only these settlement locations (all when empty).
-        clock: monotonic clock of the pacer (tests).
+        base_url: file-browser API root (test server, proxy); default
+            ``https://portal.spp.org/file-browser-api``.
+        http: timeout, retries and pacing (:class:`~hmco.sources.http.HttpOptions` or a mapping);
+            ``min_interval`` paces the file downloads (default 0.5 s).
+
+    ``published_at`` of a payload is the response's ``Last-Modified`` when SPP sends one (the CSV
+    files carry no publication time).
     """
 
     name: ClassVar[str] = "spp"
@@ -276,30 +289,21 @@ class SPP(Source):
         *,
         settings: Settings | None = None,
         base_url: str | None = None,
-        min_interval: float | None = None,
-        max_attempts: int = 5,
-        backoff: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] | None = None,
+        http: HttpOptions | Mapping[str, Any] | None = None,
         use_daily_files: bool = False,
         nodes: Sequence[str] | str | None = None,
-        timeout: float = 60.0,
     ) -> None:
         super().__init__(dataset, settings=settings)
         self.use_daily_files = use_daily_files
         self.nodes = as_list(nodes)
-        interval = DEFAULT_MIN_INTERVAL if min_interval is None else min_interval
-        self._http = HttpClient(
-            base_url or SPP_FILE_BROWSER_URL,
-            min_interval=0.0,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            timeout=timeout,
-            user_agent=self.settings.sources.user_agent,
-            sleep=sleep,
-            clock=clock,
+        self.http_options = HttpOptions.coerce(http).with_defaults(
+            timeout=60.0, min_interval=DEFAULT_MIN_INTERVAL
         )
-        self._pacer = self._http.sub_pacer("spp-files", interval)
+        # the host is not paced: the file tree is, by its own sub-pacer
+        self._http = self.http_options.client(
+            base_url or SPP_FILE_BROWSER_URL, user_agent=self.settings.sources.user_agent, host_interval=0.0
+        )
+        self._pacer = self._http.sub_pacer("spp-files", self.http_options.min_interval or 0.0)
 
     def latest_window(self, now: datetime | None = None) -> Window:
         """The newest 5-minute interval whose file should be published by ``now``."""
@@ -318,6 +322,10 @@ class SPP(Source):
         found = False
         for page, path in enumerate(self.paths(window)):
             payload = self._fetch_file(path, window, page)
+            error = file_status_error(payload)
+            if error is not None:  # yielded first, so the error answer reaches the raw archive
+                yield payload
+                raise error
             if payload.meta.get("missing"):
                 log.warning("SPP file not published (HTTP 404): %s", path)
                 if not found:
@@ -346,19 +354,6 @@ class SPP(Source):
         self._pacer.wait()
         resp = self._http.get(DOWNLOAD_PATH, params={"path": path})
         url, params, headers = self._http.describe_request(resp)
-        if resp.status_code in (401, 403):
-            raise AuthenticationError(
-                f"SPP refused the anonymous download (HTTP {resp.status_code}); an IP block or a changed "
-                f"portal",
-                source=self.name,
-                url=url,
-            )
-        if resp.status_code not in (200, 404):
-            raise RequestRejected(
-                f"SPP answered HTTP {resp.status_code} for {path}: {resp.text[:200]!r}",
-                source=self.name,
-                url=url,
-            )
         missing = resp.status_code == 404
         return RawPayload(
             source=self.name,
@@ -372,6 +367,7 @@ class SPP(Source):
             window=window,
             page=page,
             meta={"path": path, "missing": missing, "daily": self.use_daily_files, "nodes": self.nodes},
+            published_at=None if missing else last_modified(resp.headers),
         )
 
     def parse(self, payload: RawPayload) -> pa.Table:
@@ -381,8 +377,30 @@ class SPP(Source):
         self._http.close()
 
 
+def file_status_error(payload: RawPayload) -> SourceError | None:
+    """The typed error of a download that is neither a file (200) nor a missing-file marker (404). Pure."""
+    if payload.status in (200, 404):
+        return None
+    if payload.status in (401, 403):
+        return AuthenticationError(
+            f"SPP refused the anonymous download (HTTP {payload.status}); an IP block or a changed portal",
+            source="spp",
+            url=payload.url,
+            sha256=payload.sha256,
+        )
+    return RequestRejected(
+        f"SPP answered HTTP {payload.status} for {payload.meta.get('path')}: {body_snippet(payload.body)!r}",
+        source="spp",
+        url=payload.url,
+        sha256=payload.sha256,
+    )
+
+
 def parse_payload(payload: RawPayload) -> pa.Table:
     """Parse an archived SPP payload (pure); a missing-file marker gives zero rows."""
+    error = file_status_error(payload)
+    if error is not None:
+        raise error
     if payload.meta.get("missing") or payload.status == 404:
         return conform(get_dataset("rt_lmp").schema.empty_table(), "rt_lmp")
     where = f"source=spp, dataset={payload.dataset}, path={payload.meta.get('path')}, sha256={payload.sha256}"

@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from hmco.config import Settings
 from hmco.schemas import TS, conform
-from hmco.sources.base import RawPayload, Source, register_source
-from hmco.windows import Window, floor_time
+from hmco.sources.base import RawPayload, Source
+from hmco.windows import Window, floor_time, parse_duration
 
 __all__ = ["SyntheticEIADailyFuel", "SyntheticISO", "synthetic_lmp"]
 
@@ -107,7 +107,6 @@ def synthetic_lmp(
     return conform(table, "rt_lmp")
 
 
-@register_source
 class SyntheticISO(Source):
     """A deterministic ISO feed of 5-minute LMPs (dataset ``rt_lmp``) — no network.
 
@@ -135,7 +134,7 @@ class SyntheticISO(Source):
         self.nodes = int(nodes)
         self.seed = int(seed)
         self.iso = iso
-        self.chunk = _parse_duration(chunk)
+        self.chunk = parse_duration(chunk)
 
     def scope(self) -> dict[str, list[str]]:
         return {"iso": [self.iso]}
@@ -238,7 +237,6 @@ def eia_daily_fuel_json(window: Window, *, seed: int = 11, api_key_echo: str = "
     return json.dumps(envelope).encode()
 
 
-@register_source
 class SyntheticEIADailyFuel(Source):
     """EIA daily fuel-type generation in EIA's real JSON format, generated locally (dataset ``eia_daily_fuel``)."""
 
@@ -264,14 +262,6 @@ class SyntheticEIADailyFuel(Source):
         )
 
     def parse(self, payload: RawPayload) -> pa.Table:
-        from hmco.sources.eia import parse_eia
+        from hmco.sources.eia.parser import parse_eia
 
         return parse_eia(payload.body, self.dataset.name)
-
-
-def _parse_duration(value: str | timedelta) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    from hmco.spec import parse_duration
-
-    return parse_duration(value)

@@ -1,88 +1,53 @@
-"""CAISO OASIS locational marginal prices: 5-minute (RTD), 15-minute (FMM) and day-ahead hourly (DAM).
+"""CAISO OASIS, the pure half: report layouts, ``ERR_CODE`` meanings, and zip bytes → canonical table.
 
-OASIS serves every report as a zip from ``SingleZip``; a failed request is *also* an HTTP 200 zip,
-holding an XML document with an ``ERR_CODE``. The edge throttles to one request per 5 s per client
-with an HTTP 429 HTML page. So:
-
-- ``fetch`` paces requests 5 s apart (process-wide per host), retries the 429 page after 5 s, retries
-  transient in-zip errors (1003/1006-1010/1012/1013/1015) with backoff, and yields every final
-  response as a :class:`RawPayload` -- including error zips, so their bytes reach the raw tier;
-- ``parse`` (pure) turns a payload into the canonical ``rt_lmp``/``da_lmp`` table, or raises the typed
-  error its ``ERR_CODE`` means (1000 "no data" is an empty table unless ``require_data``).
-
-Times come only from the ``*_GMT`` columns, so DST days need no special casing: the spring-forward
-trade date has 276 five-minute intervals, the fall-back one 300 (``OPR_HR`` 25).
+Nothing here does I/O (no HTTP library is imported). Times come only from the ``*_GMT`` columns, so
+DST days need no special casing.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import logging
 import re
-import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, Literal
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
-import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
-from tenacity import RetryCallState
 
-from hmco.config import Settings
 from hmco.errors import (
-    ConfigError,
     NoData,
     PayloadError,
-    RateLimited,
     RequestRejected,
     SchemaDriftError,
     SourceError,
     SourceUnavailable,
 )
+from hmco.payload import RawPayload, body_snippet
 from hmco.schemas import TS, conform, get_dataset
-from hmco.sources.base import RawPayload, Source, body_snippet, in_window, register_source
-from hmco.sources.http import HttpClient
-from hmco.windows import Window, as_utc, floor_time
+from hmco.windows import Window, in_window
 
 __all__ = [
-    "CAISO",
-    "DEFAULT_BASE_URL",
-    "DEFAULT_NODES",
-    "MIN_INTERVAL",
+    "COMPONENTS",
+    "MAX_GROUP_WINDOW_INTERVAL",
     "OASIS_ERRORS",
     "REPORTS",
+    "OasisError",
     "OasisReport",
-    "is_throttle_page",
     "oasis_error_of",
+    "oasis_report_time",
     "parse_oasis_lmp",
     "parse_payload",
-    "trade_date_window",
 ]
 
-log = logging.getLogger("hmco.sources.caiso")
-
-DEFAULT_BASE_URL = "https://oasis.caiso.com/oasisapi"
-#: OASIS acceptable-use rule: one request per 5 s per client (HTTP 429 otherwise).
-MIN_INTERVAL = 5.0
-#: wait after the 429 page, which says "Please retry your request after 5 seconds" (no Retry-After).
-THROTTLE_RETRY_SECONDS = 5.0
-THROTTLE_MARKER = b"Acceptable Use Policy Violation"
-#: named-node requests: at most this many nodes (ERR 1017) and this long a window (ERR 1004).
-MAX_NODES_PER_REQUEST = 10
-MAX_REQUEST_WINDOW = timedelta(days=31)
 #: group (ALL / ALL_APNODES) requests of interval reports: at most one hour each.
 MAX_GROUP_WINDOW_INTERVAL = timedelta(hours=1)
-PACIFIC = ZoneInfo("America/Los_Angeles")
-DEFAULT_NODES = ("TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "TH_ZP26_GEN-APND")
-GROUP_TYPES = ("ALL", "ALL_APNODES")
 
 # Report versions are pinned: the version changes the column layout (reference §5.1, gridstatus 3/3/12).
 PRC_INTVL_LMP_VERSION = 3
@@ -172,48 +137,12 @@ OASIS_ERRORS: dict[int, OasisError] = {
 
 _ERR_CODE = re.compile(rb"<(?:\w+:)?ERR_CODE>\s*(\d+)\s*</")
 _ERR_DESC = re.compile(rb"<(?:\w+:)?ERR_DESC>(.*?)</", re.S)
+_TIME_DATE = re.compile(rb"<(?:\w+:)?TimeDate>(.*?)</", re.S)
 _ZIP_MAGIC = b"PK"
 
 
-# --------------------------------------------------------------------------------------------- time
-
-
-def trade_date_window(trade_date: date | str) -> Window:
-    """The UTC window of one CAISO trade date (Pacific midnight to midnight: 23, 24 or 25 hours)."""
-    day = date.fromisoformat(trade_date) if isinstance(trade_date, str) else trade_date
-    start = datetime(day.year, day.month, day.day, tzinfo=PACIFIC)
-    nxt = day + timedelta(days=1)
-    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=PACIFIC)
-    return Window(as_utc(start), as_utc(end))
-
-
-def _split_trade_dates(window: Window) -> Iterator[Window]:
-    cursor = window.start
-    while cursor < window.end:
-        nxt = min(trade_date_window(cursor.astimezone(PACIFIC).date()).end, window.end)
-        yield Window(cursor, nxt)
-        cursor = nxt
-
-
-def _oasis_time(value: datetime, *, ceil: bool = False) -> str:
-    """``yyyymmddTHH:MM-0000`` in GMT (OASIS takes minutes; round the end up so no interval is lost)."""
-    floored = floor_time(value, timedelta(minutes=1))
-    if ceil and floored < value:
-        floored += timedelta(minutes=1)
-    return floored.strftime("%Y%m%dT%H:%M-0000")
-
-
-# ----------------------------------------------------------------------------------- error payloads
-
-
-def is_throttle_page(resp: httpx.Response) -> bool:
-    """True for the edge's "Acceptable Use Policy Violation" page (whatever its status code)."""
-    ctype = resp.headers.get("content-type", "")
-    return "html" in ctype.lower() and THROTTLE_MARKER in resp.content[:1024]
-
-
-def oasis_error_of(body: bytes) -> tuple[int, str] | None:
-    """``(ERR_CODE, ERR_DESC)`` if ``body`` is a zip holding only an OASIS error XML, else ``None``."""
+def _oasis_xml(body: bytes) -> bytes | None:
+    """The XML document of a zip that holds only XML (an OASIS error report), else ``None``."""
     if not body.startswith(_ZIP_MAGIC):
         return None
     try:
@@ -221,14 +150,36 @@ def oasis_error_of(body: bytes) -> tuple[int, str] | None:
             names = zf.namelist()
             if not names or not all(n.lower().endswith(".xml") for n in names):
                 return None
-            xml = zf.read(names[0])
+            return zf.read(names[0])
     except (zipfile.BadZipFile, EOFError, zlib.error, OSError):
         return None
-    code = _ERR_CODE.search(xml)
-    if code is None:
+
+
+def oasis_error_of(body: bytes) -> tuple[int, str] | None:
+    """``(ERR_CODE, ERR_DESC)`` if ``body`` is a zip holding only an OASIS error XML, else ``None``."""
+    xml = _oasis_xml(body)
+    code = None if xml is None else _ERR_CODE.search(xml)
+    if xml is None or code is None:
         return None
     desc = _ERR_DESC.search(xml)
     return int(code.group(1)), (desc.group(1).decode("utf-8", "replace").strip() if desc else "")
+
+
+def oasis_report_time(body: bytes) -> datetime | None:
+    """When OASIS produced an XML report: its ``MessageHeader/TimeDate`` (``2026-09-14T17:10:55.764Z``).
+
+    ``None`` for CSV zips (their members state no time, reference §5.4) and for a time without an
+    offset (never guessed).
+    """
+    xml = _oasis_xml(body)
+    found = None if xml is None else _TIME_DATE.search(xml)
+    if found is None:
+        return None
+    try:
+        when = datetime.fromisoformat(found.group(1).decode("ascii", "replace").strip())
+    except ValueError:
+        return None
+    return when.astimezone(UTC) if when.tzinfo is not None else None
 
 
 def _raise_for_oasis_error(code: int, desc: str, *, require_data: bool, ctx: Mapping[str, Any]) -> None:
@@ -450,222 +401,3 @@ def parse_payload(payload: RawPayload, *, require_data: bool = False) -> pa.Tabl
     return parse_oasis_lmp(
         payload.body, market=market, window=payload.window, require_data=require_data, context=ctx
     )
-
-
-# -------------------------------------------------------------------------------------------- fetch
-
-
-class _OasisHttpClient(HttpClient):
-    """HttpClient whose throttle retries wait the 5 s the CAISO 429 page asks for (no Retry-After sent)."""
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RateLimited) and exc.retry_after is None:
-            self.pacer.push_back(THROTTLE_RETRY_SECONDS)
-            return THROTTLE_RETRY_SECONDS
-        return super()._wait(state)
-
-
-@register_source
-class CAISO(Source):
-    """CAISO OASIS LMPs: ``rt_lmp`` (market ``RT5`` default, or ``RT15``) and ``da_lmp`` (``DAH``).
-
-    Args:
-        dataset: ``rt_lmp`` (default) or ``da_lmp``; inferred from ``market`` when omitted.
-        market: ``RT5`` (PRC_INTVL_LMP), ``RT15`` (PRC_RTPD_LMP) or ``DAH`` (PRC_LMP).
-        nodes: node names (chunked by 10 per request), or ``"ALL"``/``"ALL_APNODES"`` for every node
-            (then requests cover at most 1 hour, or 1 trade date for DAH).
-        grp_type: ``ALL`` or ``ALL_APNODES`` instead of ``nodes``.
-        require_data: raise :class:`NoData` on OASIS error 1000 instead of returning an empty table.
-        min_interval: seconds between requests to the host, process-wide (OASIS asks for 5).
-        sleep, clock: injectable for tests; injecting either gives this client its own pacer
-            (otherwise the process-wide pacer of the host is used).
-
-    In-zip errors: 1000 -> empty table (or :class:`NoData`); request errors (1001/1002/1004/1005/1011/
-    1014/1016/1017/1020) -> :class:`RequestRejected` with the fix; server-side errors (1003, 1006-1010,
-    1012/1013/1015) are retried by ``fetch`` like a 5xx (``max_attempts``, exponential ``backoff``)
-    and, if they persist, yielded and raised by ``parse`` as :class:`SourceUnavailable` (transient).
-    """
-
-    name: ClassVar[str] = "caiso"
-    datasets: ClassVar[tuple[str, ...]] = ("rt_lmp", "da_lmp")
-    #: backfills chunk by hour: one request per hour (per 10 nodes) keeps payloads small. For da_lmp
-    #: prefer ``window: 1d`` in the spec (one request per trade day).
-    window_step: timedelta = timedelta(hours=1)
-    #: RTD prices are on OASIS a few minutes after the interval ends.
-    publication_lag: timedelta = timedelta(minutes=5)
-
-    def __init__(
-        self,
-        dataset: str | None = None,
-        *,
-        settings: Settings | None = None,
-        base_url: str | None = None,
-        min_interval: float | None = None,
-        max_attempts: int = 5,
-        backoff: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] | None = None,
-        market: str | None = None,
-        nodes: Sequence[str] | str | None = None,
-        grp_type: str | None = None,
-        require_data: bool = False,
-        timeout: float = 120.0,
-        verify: bool = True,
-    ) -> None:
-        market = market.upper() if market else ("DAH" if dataset == "da_lmp" else "RT5")
-        if market not in REPORTS:
-            raise ConfigError(f"caiso: unknown market {market!r}; choose one of {sorted(REPORTS)}")
-        report = REPORTS[market]
-        if dataset is not None and dataset != report.dataset:
-            raise ConfigError(f"caiso: market {market} produces {report.dataset}, not {dataset}")
-        super().__init__(report.dataset, settings=settings)
-        self.report = report
-        self.market = market
-        self.nodes, self.grp_type = _nodes_and_group(nodes, grp_type)
-        self.require_data = require_data
-        self.max_attempts = max(1, max_attempts)
-        self.backoff = backoff
-        self._sleep = sleep
-        interval = MIN_INTERVAL if min_interval is None else min_interval
-        self._http = _OasisHttpClient(
-            base_url or DEFAULT_BASE_URL,
-            min_interval=interval,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            timeout=timeout,
-            user_agent=self.settings.sources.user_agent,
-            rate_limit_detector=is_throttle_page,
-            sleep=sleep,
-            clock=clock,
-            verify=verify,
-        )
-
-    # --- planning ------------------------------------------------------------------------------
-
-    def requests_for(self, window: Window) -> list[tuple[Window, list[tuple[str, str]]]]:
-        """The (chunk window, query params) of every OASIS request covering ``window``, in order."""
-        if self.grp_type:
-            if self.report.group_window is None:
-                chunks = list(_split_trade_dates(window))
-            else:
-                chunks = list(window.split(self.report.group_window))
-            return [(chunk, self._params(chunk, ("grp_type", self.grp_type))) for chunk in chunks]
-        groups = [
-            self.nodes[i : i + MAX_NODES_PER_REQUEST]
-            for i in range(0, len(self.nodes), MAX_NODES_PER_REQUEST)
-        ]
-        return [
-            (chunk, self._params(chunk, ("node", ",".join(group))))
-            for chunk in window.split(MAX_REQUEST_WINDOW, align=False)
-            for group in groups
-        ]
-
-    def _params(self, chunk: Window, selection: tuple[str, str]) -> list[tuple[str, str]]:
-        return [
-            ("queryname", self.report.queryname),
-            ("startdatetime", _oasis_time(chunk.start)),
-            ("enddatetime", _oasis_time(chunk.end, ceil=True)),
-            ("market_run_id", self.report.market_run_id),
-            ("version", str(self.report.version)),
-            selection,
-            ("resultformat", "6"),
-        ]
-
-    # --- I/O -----------------------------------------------------------------------------------
-
-    def fetch(self, window: Window) -> Iterator[RawPayload]:
-        """One payload per OASIS request; error zips are yielded too (``parse`` raises for them)."""
-        for page, (chunk, params) in enumerate(self.requests_for(window)):
-            resp, error = self._get(params)
-            url, sent_params, headers = self._http.describe_request(resp)
-            yield RawPayload(
-                source=self.name,
-                dataset=self.dataset.name,
-                body=resp.content,
-                url=url,
-                params=sent_params,
-                headers=headers,
-                status=resp.status_code,
-                content_type=resp.headers.get("content-type"),
-                window=chunk,
-                page=page,
-                meta={
-                    "market": self.market,
-                    "queryname": self.report.queryname,
-                    "version": self.report.version,
-                    "market_run_id": self.report.market_run_id,
-                    "content_disposition": resp.headers.get("content-disposition"),
-                    "oasis_error": error[0] if error else None,
-                },
-            )
-
-    def _get(self, params: list[tuple[str, str]]) -> tuple[httpx.Response, tuple[int, str] | None]:
-        """GET ``SingleZip`` -> (response, in-zip error); transient in-zip errors are retried with backoff.
-
-        They mean "CAISO failed, not your request" like a 5xx does, so they are retried the same way;
-        the last failing response is returned (and archived) if every attempt fails.
-        """
-        for attempt in range(1, self.max_attempts + 1):
-            resp = self._http.get("SingleZip", params)
-            error = oasis_error_of(resp.content) if resp.status_code == 200 else None
-            known = OASIS_ERRORS.get(error[0]) if error else None
-            if error is None or known is None or known.kind != "transient" or attempt == self.max_attempts:
-                return resp, error
-            wait = min(self.backoff * 2 ** (attempt - 1), 60.0)
-            log.warning(
-                "CAISO OASIS error %s (%s); retrying in %.1fs (%d/%d)",
-                *error,
-                wait,
-                attempt,
-                self.max_attempts,
-            )
-            self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def parse(self, payload: RawPayload) -> pa.Table:
-        return parse_payload(payload, require_data=self.require_data)
-
-    def latest_window(self, now: datetime | None = None) -> Window:
-        """Real-time: the last complete intervals (``poll_lookback`` deep, so late ones are re-read).
-
-        Day-ahead: the next trade date once DAM results are out (after 14:00 Pacific), else today's.
-        """
-        now = as_utc(now) if now is not None else datetime.now(UTC)
-        if self.report.group_window is None:
-            local = now.astimezone(PACIFIC)
-            day = local.date() + timedelta(days=1) if local.hour >= 14 else local.date()
-            return trade_date_window(day)
-        end = floor_time(now - self.publication_lag, self.report.interval)
-        return Window(end - self.report.poll_lookback, end)
-
-    def scope(self) -> dict[str, list[str]]:
-        """Re-running a window replaces only CAISO rows of this market (and of these nodes, if named)."""
-        scope = {"iso": ["CAISO"], "market": [self.market]}
-        if not self.grp_type:
-            scope["node"] = list(self.nodes)
-        return scope
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __repr__(self) -> str:
-        selection = self.grp_type or ",".join(self.nodes)
-        return f"CAISO(dataset={self.dataset.name!r}, market={self.market!r}, nodes={selection!r})"
-
-
-def _nodes_and_group(nodes: Sequence[str] | str | None, grp_type: str | None) -> tuple[list[str], str | None]:
-    """Normalize ``nodes``/``grp_type`` (YAML-friendly: a list, a comma string, or ``"ALL"``)."""
-    if isinstance(nodes, str):
-        nodes = [n for n in (part.strip() for part in nodes.split(",")) if n]
-    node_list = list(nodes) if nodes is not None else []
-    if len(node_list) == 1 and node_list[0].upper() in GROUP_TYPES:
-        grp_type, node_list = grp_type or node_list[0].upper(), []
-    if grp_type is not None:
-        grp_type = grp_type.upper()
-        if grp_type not in GROUP_TYPES:
-            raise ConfigError(f"caiso: grp_type must be one of {GROUP_TYPES}, not {grp_type!r}")
-        if node_list:
-            raise ConfigError("caiso: give either nodes or grp_type, not both")
-        return [], grp_type
-    return node_list or list(DEFAULT_NODES), None

@@ -1,5 +1,11 @@
 """The real-time path: poll each ISO at its cadence, write new intervals to ClickHouse, report lag.
 
+Every window goes through the one :class:`~hmco.compose.processor.WindowProcessor`, exactly like a batch
+pipeline's: archive → parse → conform → gate → ClickHouse (and, with ``lake_copy``, staged → gate →
+curated). Only rows of a batch that passed the gate reach ClickHouse; a failing ISO batch is
+quarantined, counted (``hmco_rt_gate_failures``), shows in that ISO's lag, and the other ISOs keep
+flowing. The gate is the dataset's default suite unless one is given; ``gate=False`` turns it off, loudly.
+
 The runner keeps no state of its own: where each ISO stands is the newest ``interval_end`` stored in
 ClickHouse, so a process started after an outage (or a scheduler calling :meth:`RealtimeRunner.run_once`
 every five minutes) fetches from there to the source's latest window, in ``window_step`` chunks, and the
@@ -8,7 +14,7 @@ duplicate rows. Time comes from an injectable clock, so tests need no sleeps.
 
 Usage::
 
-    runner = RealtimeRunner([CAISO(), MISO(), SPP()], ClickHouseSink.from_settings(settings))
+    runner = RealtimeRunner([CAISO(), MISO(), SPP()], ClickHouseSink.from_settings(settings), lake=Lake(settings))
     stop = threading.Event(); install_stop_signals(stop)
     runner.run_forever(stop)
 """
@@ -21,28 +27,21 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import Any
 
 from hmco._logging import get_logger
 from hmco.clickhouse.setup import newest_intervals
-from hmco.errors import HmcoError, NoData
+from hmco.compose.processor import GateChoice, Transform, WindowOutcome, WindowProcessor
+from hmco.lake import Lake
 from hmco.sinks.base import Sink
 from hmco.sinks.clickhouse import ClickHouseSink
-from hmco.sources.base import RawPayload, Source
+from hmco.sinks.raw import RawArchive
+from hmco.sources.base import Source
 from hmco.windows import Window, as_utc
 
-__all__ = ["PayloadArchive", "PollReport", "RealtimeRunner", "install_stop_signals"]
+__all__ = ["PollReport", "RealtimeRunner", "install_stop_signals"]
 
 log = get_logger("hmco.realtime")
-
-
-class PayloadArchive(Protocol):
-    """Anything with ``put(payload)``: the raw tier archive (``hmco.sinks.raw.RawArchive``)."""
-
-    def put(self, payload: RawPayload) -> Any: ...
 
 
 @dataclass
@@ -56,6 +55,8 @@ class PollReport:
     newest: datetime | None = None
     skipped_empty: list[Window] = field(default_factory=list)
     error: str | None = None
+    failed_expectations: list[str] = field(default_factory=list)
+    quarantine: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -63,14 +64,19 @@ class PollReport:
 
 
 class RealtimeRunner:
-    """Polls ISO sources and writes their new intervals to ClickHouse (and optional extra sinks).
+    """Polls ISO sources and writes their new, gated intervals to ClickHouse (and optionally the lake).
 
     Args:
         sources: the sources, or a mapping ``{iso: source}`` when the ISO code is not ``source.name.upper()``.
         sink: the ClickHouse sink; its table is also where the runner finds each ISO's newest interval.
-        sinks: extra sinks (e.g. the lake's Iceberg sink) written after ClickHouse; a failure there is
-            reported but does not hold back the real-time store.
-        archive: where raw payloads go before parsing (``put(payload)``).
+        lake: the lake holding the raw archive, gate results and quarantine (``Lake(settings)`` of the
+            first source if omitted).
+        lake_copy: also publish each window to the lake (staged → gate → curated), as pipeline
+            ``rt-<iso>``.
+        gate: the quality gate (default: the dataset's default suite; ``False`` turns it off, loudly).
+        transforms: vectorized transforms applied after parsing, as in a pipeline.
+        sinks: extra sinks written after ClickHouse, before the lake copy's commit.
+        archive: keep raw payloads in the lake's raw tier (a :class:`RawArchive`, ``True`` or ``False``).
         clock: returns the current UTC time (inject a fake one in tests).
         registry: a ``prometheus_client.CollectorRegistry`` for the metrics (a private one by default).
         poll_every: cadence per ISO (default the dataset's frequency, 5 minutes for ``rt_lmp``).
@@ -87,8 +93,12 @@ class RealtimeRunner:
         sources: Sequence[Source] | Mapping[str, Source],
         sink: ClickHouseSink,
         *,
+        lake: Lake | None = None,
+        lake_copy: bool = False,
+        gate: GateChoice = None,
+        transforms: Sequence[Transform] = (),
         sinks: Iterable[Sink] = (),
-        archive: PayloadArchive | None = None,
+        archive: bool | RawArchive = True,
         clock: Callable[[], datetime] | None = None,
         registry: Any = None,
         poll_every: timedelta | Mapping[str, timedelta] | None = None,
@@ -102,8 +112,23 @@ class RealtimeRunner:
         else:
             self.sources = {getattr(s, "iso", None) or s.name.upper(): s for s in sources}
         self.sink = sink
-        self.sinks = list(sinks)
-        self.archive = archive
+        self.lake = lake or Lake(next(iter(self.sources.values())).settings)
+        archive = RawArchive(self.lake) if archive is True else archive
+        self.processors = {
+            iso: WindowProcessor(
+                source,
+                lake=self.lake,
+                name=f"rt-{iso.lower()}",
+                transforms=transforms,
+                gate=gate,
+                sinks=[sink, *sinks],
+                publish=lake_copy,
+                stage=lake_copy,
+                archive=archive,
+                no_data="empty",
+            )
+            for iso, source in self.sources.items()
+        }
         self.clock = clock or (lambda: datetime.now(UTC))
         self.max_gap = max_gap
         self.initial_lookback = initial_lookback
@@ -129,6 +154,7 @@ class RealtimeRunner:
             return self._store_unavailable(due, now, exc)
         reports = []
         for iso in due:
+            self.processors[iso].warn_if_ungated()
             report = self._poll(iso, self.sources[iso], now, newest.get(iso))
             self._next_due[iso] = now + self._cadence[iso]
             reports.append(report)
@@ -178,25 +204,27 @@ class RealtimeRunner:
         if start >= latest.end:
             return report
         for window in Window(start, latest.end).split(source.window_step):
-            try:
-                rows, payloads = self._process_window(iso, source, window)
-            except Exception as exc:
+            outcome = self._process_window(iso, window)
+            report.payloads += outcome.payloads
+            if outcome.status == "failed":
                 self._m_errors.labels(iso=iso).inc()
-                report.error = f"{type(exc).__name__}: {exc}"
-                level = log.warning if isinstance(exc, HmcoError) else log.error
-                level("%s: window %s failed, will retry next poll: %s", iso, window, report.error)
+                if outcome.failed_expectations or outcome.quarantine:
+                    self._m_gate_failures.labels(iso=iso).inc()
+                report.error = outcome.error
+                report.failed_expectations = outcome.failed_expectations
+                report.quarantine = outcome.quarantine
+                log.warning("%s: window %s failed, will retry next poll: %s", iso, window, report.error)
                 break
-            report.payloads += payloads
-            if rows is None:
+            if outcome.status == "empty":
                 if now - window.end < self.max_publication_delay:
                     break  # not published yet: retry from here next poll
                 report.skipped_empty.append(window)
                 log.warning("%s: no data for %s; skipping it", iso, window)
                 continue
             report.windows.append(window)
-            report.rows += rows.num_rows
-            self._m_rows.labels(iso=iso).inc(rows.num_rows)
-            end = pc.max(rows.column("interval_end")).as_py()
+            report.rows += outcome.rows
+            self._m_rows.labels(iso=iso).inc(outcome.rows)
+            end = outcome.newest_end
             if end is not None and (report.newest is None or end > report.newest):
                 report.newest = end
                 with self._lock:
@@ -205,34 +233,14 @@ class RealtimeRunner:
         self._m_polled.labels(iso=iso).set(now.timestamp())
         return report
 
-    def _process_window(self, iso: str, source: Source, window: Window) -> tuple[pa.Table | None, int]:
-        tables = []
-        count = 0
-        try:
-            for payload in source.fetch(window):
-                count += 1
-                if self.archive is not None:
-                    self.archive.put(payload)
-                tables.append(source.parse(payload))
-        except NoData:
-            pass
-        dataset = source.dataset
-        table = (
-            _within(pa.concat_tables(tables, promote_options="permissive"), dataset.time_column, window)
-            if tables
-            else None
-        )
-        if table is None or table.num_rows == 0:
-            return None, count
+    def _process_window(self, iso: str, window: Window) -> WindowOutcome:
+        """One window of one ISO through the window processor; a re-poll re-uses the batch id."""
         batch_id = f"{iso}:{window.start:%Y%m%dT%H%M%S}-{window.end:%Y%m%dT%H%M%S}"
-        self.sink.write(table, dataset=dataset, window=window, batch_id=batch_id, watermark=window.end)
-        for extra in self.sinks:
-            try:
-                extra.write(table, dataset=dataset, window=window, batch_id=batch_id, watermark=window.end)
-            except Exception as exc:  # the RT store has the rows; the lake catches up from its own watermark
-                self._m_errors.labels(iso=iso).inc()
-                log.error("%s: sink %s failed for %s: %s", iso, getattr(extra, "name", extra), window, exc)
-        return table, count
+        try:
+            return self.processors[iso].process(window, batch_id=batch_id)
+        except Exception as exc:  # a bug outside hmco's typed errors must not stop the other ISOs
+            log.exception("%s: window %s failed unexpectedly", iso, window)
+            return WindowOutcome(window, "failed", batch_id=batch_id, error=f"{type(exc).__name__}: {exc}")
 
     def _store_unavailable(self, due: list[str], now: datetime, exc: Exception) -> list[PollReport]:
         error = f"{type(exc).__name__}: {exc}"
@@ -292,20 +300,18 @@ class RealtimeRunner:
             ["iso"],
             registry=self.registry,
         )
+        self._m_gate_failures = Counter(
+            "hmco_rt_gate_failures",
+            "Batches stopped by the quality gate (or unstorable) and quarantined, per ISO",
+            ["iso"],
+            registry=self.registry,
+        )
         self._m_polled = Gauge(
             "hmco_rt_last_poll_timestamp_seconds",
             "When each ISO was last polled",
             ["iso"],
             registry=self.registry,
         )
-
-
-def _within(table: pa.Table, column: str, window: Window) -> pa.Table:
-    """Rows whose ``column`` lies in the window (a source may return a whole file around it)."""
-    ts = table.column(column)
-    start = pa.scalar(window.start, ts.type)
-    end = pa.scalar(window.end, ts.type)
-    return table.filter(pc.and_(pc.greater_equal(ts, start), pc.less(ts, end)))
 
 
 def install_stop_signals(

@@ -1,21 +1,27 @@
 """The lake: four tiers (raw, staged, curated, ml), each a bucket and an Iceberg namespace.
 
-Tier retention is data here (:data:`TIERS`), rendered as S3 lifecycle rules by
+Tier retention is data (:data:`~hmco.lake.tiers.TIERS`), rendered as S3 lifecycle rules by
 :meth:`Lake.lifecycle_rules`. Tables are created from the canonical schemas on first use, with the
 dataset's partitioning, sort order, identifier (primary-key) fields and hmco's table properties.
+Creation is safe under races between processes, and never starts a second metadata chain where a
+table's metadata already exists (a lost catalog): such a table is found and re-registered.
+hmco's own state (watermarks, committed windows, gate results, quarantine) is :attr:`Lake.state`.
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from hmco._logging import get_logger
 from hmco.catalog import load_catalog
 from hmco.config import Settings
-from hmco.errors import ConfigError, SchemaError
+from hmco.errors import ConfigError, LakeStateError, SchemaError
+from hmco.lake.state import WATERMARK_PREFIX, Interval, LakeState
+from hmco.lake.tiers import TIERS, Tier, TierName, tier
 from hmco.schemas import Dataset, get_dataset
 
 if TYPE_CHECKING:
@@ -23,30 +29,11 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
-__all__ = ["TABLE_PROPERTIES", "TIERS", "WATERMARK_PREFIX", "Lake", "Tier"]
+__all__ = ["TABLE_PROPERTIES", "TIERS", "WATERMARK_PREFIX", "Lake", "LakeState", "Tier", "TierName", "tier"]
 
-TierName = Literal["raw", "staged", "curated", "ml"]
+log = get_logger("hmco.lake")
 
-
-@dataclass(frozen=True)
-class Tier:
-    """A lake tier: its bucket, Iceberg namespace and how long its data is kept."""
-
-    name: TierName
-    bucket: str
-    namespace: str
-    retention: timedelta
-    description: str
-
-
-TIERS: dict[str, Tier] = {
-    "raw": Tier("raw", "hmco-raw", "hub_raw", timedelta(days=30), "source payloads, byte for byte"),
-    "staged": Tier("staged", "hmco-staged", "hub_staged", timedelta(days=365), "parsed, not yet validated"),
-    "curated": Tier(
-        "curated", "hmco-curated", "hub_curated", timedelta(days=5 * 365), "validated, published"
-    ),
-    "ml": Tier("ml", "hmco-ml", "hub_ml", timedelta(days=365), "features and training sets"),
-}
+_METADATA_FILE = re.compile(r"^(\d+)-[0-9a-fA-F-]+\.metadata\.json$")
 
 #: Table properties every hmco table gets (see reference: metadata cleanup, merged manifests, retries).
 TABLE_PROPERTIES: dict[str, str] = {
@@ -55,21 +42,12 @@ TABLE_PROPERTIES: dict[str, str] = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "50",
     "commit.manifest-merge.enabled": "true",
-    "commit.retry.num-retries": "8",
-    "commit.retry.min-wait-ms": "50",
-    "commit.retry.max-wait-ms": "5000",
+    # pyiceberg must hand a conflict over instead of re-applying a stale transaction: hmco's sinks
+    # retry themselves, re-planning the window's delete and re-reading the state the commit carries.
+    "commit.retry.num-retries": "0",
     # The target is measured in Arrow bytes; Parquet files come out 3-10x smaller.
     "write.target-file-size-bytes": str(1024 * 1024 * 1024),
 }
-
-WATERMARK_PREFIX = "hmco.watermark."
-
-
-def tier(name: str) -> Tier:
-    try:
-        return TIERS[name]
-    except KeyError:
-        raise ConfigError(f"unknown tier {name!r}; tiers are {', '.join(TIERS)}") from None
 
 
 class Lake:
@@ -84,7 +62,7 @@ class Lake:
         self.settings = settings or Settings.load()
         self._catalog = catalog
         self._lock = threading.Lock()
-        self._tables: dict[str, Table] = {}
+        self.state = LakeState(self)
 
     @property
     def catalog(self) -> Catalog:
@@ -158,8 +136,6 @@ class Lake:
 
     def create_tiers(self, *, create_buckets: bool = True) -> list[str]:
         """Create every tier's namespace (and bucket, on S3) if missing; safe to call repeatedly."""
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError
-
         created: list[str] = []
         for t in TIERS.values():
             location = self.tier_location(t.name)
@@ -168,19 +144,8 @@ class Lake:
             elif location is not None and location.startswith("file://"):
                 fs, path = self.filesystem(location)
                 fs.create_dir(path, recursive=True)
-            props = {
-                "hmco.tier": t.name,
-                "hmco.bucket": t.bucket,
-                "hmco.retention-days": str(t.retention.days),
-                "comment": t.description,
-            }
-            if location is not None:
-                props["location"] = location
-            try:
-                self.catalog.create_namespace(t.namespace, properties=props)
+            if self._ensure_namespace(t):
                 created.append(t.namespace)
-            except NamespaceAlreadyExistsError:
-                pass
         return created
 
     def lifecycle_rules(self) -> dict[str, dict[str, Any]]:
@@ -207,33 +172,119 @@ class Lake:
         return f"{tier(tier_name or ds.tier).namespace}.{ds.name}"
 
     def table(self, dataset: Dataset | str, tier_name: str | None = None, *, create: bool = True) -> Table:
-        """The Iceberg table of ``dataset`` in a tier (default: the dataset's own tier), created if missing."""
-        from pyiceberg.exceptions import (
-            NamespaceAlreadyExistsError,
-            NoSuchTableError,
-            TableAlreadyExistsError,
-        )
+        """The Iceberg table of ``dataset`` in a tier (default: the dataset's own tier), created if missing.
+
+        A table the catalog does not know but whose metadata exists at its location (the catalog was
+        lost or restored from an older dump) is re-registered from its newest metadata file, never
+        created a second time beside it. Creation is safe when several processes race on a new lake.
+        """
+        from pyiceberg.exceptions import NoSuchTableError
 
         ds = get_dataset(dataset)
         ident = self.identifier(ds, tier_name)
         try:
             return self.catalog.load_table(ident)
         except NoSuchTableError:
-            if not create:
-                raise
-        namespace = ident.split(".")[0]
-        try:
-            t = tier(tier_name or ds.tier)
-            props = {"hmco.tier": t.name, "hmco.retention-days": str(t.retention.days)}
-            if (loc := self.tier_location(t.name)) is not None:
-                props["location"] = loc
-            self.catalog.create_namespace(namespace, properties=props)
-        except NamespaceAlreadyExistsError:
             pass
+        location = self.table_location(ds, tier_name)
+        metadata = self._newest_metadata(location) if location else None
+        if metadata is None and not create:
+            raise NoSuchTableError(f"Table does not exist: {ident}")
+        self._ensure_namespace(tier(tier_name or ds.tier))
+        if metadata is not None:
+            return self.register_table(ds, tier_name, metadata)
         try:
             return self._create_table(ds, ident)
-        except TableAlreadyExistsError:  # a concurrent writer created it first
+        except Exception:  # a concurrent process created it first (typed or a raw database error)
+            try:
+                return self.catalog.load_table(ident)
+            except NoSuchTableError:
+                pass
+            raise
+
+    def table_location(self, dataset: Dataset | str, tier_name: str | None = None) -> str | None:
+        """Where a table's data and metadata live (None where a REST catalog assigns it)."""
+        ds = get_dataset(dataset)
+        tier_loc = self.tier_location(tier_name or ds.tier)
+        return f"{tier_loc}/{ds.name}" if tier_loc is not None else None
+
+    def register_table(
+        self, dataset: Dataset | str, tier_name: str | None = None, metadata_location: str | None = None
+    ) -> Table:
+        """Register a table's existing metadata with the catalog (after a lost or restored catalog).
+
+        Without ``metadata_location`` the newest ``*.metadata.json`` under the table's location is used.
+        """
+        from pyiceberg.exceptions import TableAlreadyExistsError
+
+        ds = get_dataset(dataset)
+        ident = self.identifier(ds, tier_name)
+        location = self.table_location(ds, tier_name)
+        metadata_location = metadata_location or (self._newest_metadata(location) if location else None)
+        if metadata_location is None:
+            raise LakeStateError(f"no Iceberg metadata found for {ident} under {location}")
+        self._ensure_namespace(tier(tier_name or ds.tier))
+        try:
+            tbl = self.catalog.register_table(ident, metadata_location)
+        except TableAlreadyExistsError:
             return self.catalog.load_table(ident)
+        except Exception as exc:  # a concurrent process registered it first, or the catalog refused
+            try:
+                return self.catalog.load_table(ident)
+            except Exception:
+                raise LakeStateError(
+                    f"{ident} has metadata at {metadata_location} that the catalog does not know, and "
+                    f"re-registering it failed: {exc}; register it by hand with "
+                    f"Lake.register_table({ds.name!r}, {tier_name!r}, {metadata_location!r})"
+                ) from exc
+        log.warning(
+            "%s was missing from the catalog but its metadata exists; re-registered %s (history kept)",
+            ident,
+            metadata_location,
+        )
+        return tbl
+
+    def _newest_metadata(self, location: str) -> str | None:
+        """The newest ``<location>/metadata/NNNNN-<uuid>.metadata.json`` (highest version, then newest)."""
+        import pyarrow.fs as pafs
+
+        fs, base = self.filesystem(f"{location}/metadata")
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        except OSError:
+            return None
+        found = []
+        for info in infos:
+            m = _METADATA_FILE.match(info.base_name)
+            if info.type == pafs.FileType.File and m:
+                found.append((int(m.group(1)), info.mtime_ns or 0, info.base_name))
+        if not found:
+            return None
+        return f"{location}/metadata/{max(found)[2]}"
+
+    def _ensure_namespace(self, t: Tier) -> bool:
+        """Create a tier's namespace if missing (True if this call created it); races are safe."""
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchNamespaceError
+
+        props = {
+            "hmco.tier": t.name,
+            "hmco.bucket": t.bucket,
+            "hmco.retention-days": str(t.retention.days),
+            "comment": t.description,
+        }
+        if (loc := self.tier_location(t.name)) is not None:
+            props["location"] = loc
+        try:
+            self.catalog.create_namespace(t.namespace, properties=props)
+            return True
+        except NamespaceAlreadyExistsError:
+            return False
+        except Exception:  # e.g. a raw IntegrityError: another process inserted the row first
+            try:
+                self.catalog.load_namespace_properties(t.namespace)
+            except NoSuchNamespaceError:
+                raise
+            return False
 
     def _create_table(self, ds: Dataset, ident: str) -> Table:
         from pyiceberg.catalog import Catalog
@@ -277,10 +328,7 @@ class Lake:
                 for c in ds.sort_by
             ]
         )
-        location = None
-        tier_loc = self.tier_location(ident.split(".")[0].removeprefix("hub_"))
-        if tier_loc is not None:
-            location = f"{tier_loc}/{ds.name}"
+        location = self.table_location(ds, ident.split(".")[0].removeprefix("hub_"))
         props = {**TABLE_PROPERTIES, "hmco.dataset": ds.name, "comment": ds.description}
         return self.catalog.create_table(
             ident, schema=schema, location=location, partition_spec=spec, sort_order=order, properties=props
@@ -289,37 +337,14 @@ class Lake:
     def watermark(
         self, dataset: Dataset | str, pipeline: str, tier_name: str | None = None
     ) -> datetime | None:
-        """The last window end a pipeline committed to a table (stored atomically with the data)."""
-        from pyiceberg.exceptions import NoSuchTableError
-
-        try:
-            tbl = self.table(dataset, tier_name, create=False)
-        except NoSuchTableError:
-            return None
-        value = tbl.properties.get(WATERMARK_PREFIX + pipeline)
-        return datetime.fromisoformat(value) if value else None
+        """A pipeline's watermark in a table (see :class:`~hmco.lake.state.LakeState`)."""
+        return self.state.watermark(dataset, pipeline, tier_name)
 
     def committed_windows(
         self, dataset: Dataset | str, pipeline: str, tier_name: str | None = None
-    ) -> set[tuple[datetime, datetime]]:
-        """The windows a pipeline committed to a table, read from the snapshot log (``hmco.window``).
-
-        Exact per window, unlike the watermark: a backfill of older history after live running knows
-        which of its windows are already in. Windows whose snapshots were expired are not listed.
-        """
-        from pyiceberg.exceptions import NoSuchTableError
-
-        try:
-            tbl = self.table(dataset, tier_name, create=False)
-        except NoSuchTableError:
-            return set()
-        done: set[tuple[datetime, datetime]] = set()
-        for snap in tbl.snapshots():
-            props = snap.summary.additional_properties if snap.summary else {}
-            if props.get("hmco.pipeline") == pipeline and "/" in props.get("hmco.window", ""):
-                start, end = props["hmco.window"].split("/", 1)
-                done.add((datetime.fromisoformat(start), datetime.fromisoformat(end)))
-        return done
+    ) -> list[Interval]:
+        """The spans a pipeline committed to a table, merged (see :class:`~hmco.lake.state.LakeState`)."""
+        return self.state.committed_windows(dataset, pipeline, tier_name)
 
     def drop_table(
         self, dataset: Dataset | str, tier_name: str | None = None, *, purge: bool = False

@@ -1,56 +1,37 @@
-"""US Census Data API: ACS estimates and economic timeseries (EITS) in long form.
+"""US Census Data API, the pure half: error answers → typed errors, array-of-arrays → long-form rows.
 
-The API answers a JSON array of arrays whose first row is the header (variables, then repeated
-predicate columns, then geography columns in hierarchy order), every cell a string or ``null``. A
-query may name at most 50 variables, so wide requests are split into chunks that each yield their
-own payload; long-form rows from the chunks simply concatenate. Errors come in three shapes: plain
-text on HTTP 400, an HTML "Invalid Key" page on HTTP 200, and an empty HTTP 204 for no match.
+Nothing here does I/O (no HTTP library is imported).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hmco.config import Settings
-from hmco.errors import (
-    AuthenticationError,
-    ConfigError,
-    NoData,
-    PayloadError,
-    RequestRejected,
-    SchemaDriftError,
-    SourceError,
-)
+from hmco.errors import AuthenticationError, PayloadError, RequestRejected, SchemaDriftError, SourceError
+from hmco.payload import body_snippet
 from hmco.schemas import TS, conform, get_dataset
-from hmco.security.redaction import redact_bytes
-from hmco.sources.base import RawPayload, Source, as_list, body_snippet, register_source, secret_value
-from hmco.sources.http import HttpClient
-from hmco.windows import Window
 
 __all__ = [
+    "ACS",
     "ACS_SENTINELS",
-    "BASE_URL",
-    "Census",
+    "EITS_VARIABLES",
+    "GEOGRAPHY_NAMES",
+    "TIMESERIES",
     "check_census_response",
     "parse_acs",
     "parse_timeseries",
     "period_starts",
+    "vintage_from_url",
 ]
 
-BASE_URL: Final = "https://api.census.gov/data/"
-#: "You can include up to 50 variables in a single API query" (Census API user guide).
-MAX_VARIABLES: Final = 50
-#: 500 queries/IP/day without a key; keyed limits are undocumented. One request a second is polite.
-MIN_INTERVAL: Final = 1.0
 ACS: Final = "census_acs"
 TIMESERIES: Final = "census_timeseries"
 #: EITS columns, as the reference lists them.
@@ -424,276 +405,11 @@ def period_starts(time_text: pa.Array, *, url: str = "") -> pa.Array:
         ) from None
 
 
-# --------------------------------------------------------------------------------------------------
-# windows → requests
-# --------------------------------------------------------------------------------------------------
-
-
-def _years_in(window: Window) -> list[int]:
-    """Years whose 1 January (UTC) lies in ``window``."""
-    years = range(window.start.year, window.end.year + 1)
-    return [y for y in years if window.contains(datetime(y, 1, 1, tzinfo=UTC))]
-
-
-def _months_in(window: Window) -> list[tuple[int, int]]:
-    """(year, month) of every month whose first instant lies in ``window``."""
-    out: list[tuple[int, int]] = []
-    y, m = window.start.year, window.start.month
-    while True:
-        start = datetime(y, m, 1, tzinfo=UTC)
-        if start >= window.end:
-            return out
-        if start >= window.start:
-            out.append((y, m))
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-
-
-def time_predicate(window: Window, frequency: str) -> str | None:
-    """``from A to B`` covering the periods that start in ``window`` (``None`` if none does)."""
-    months = _months_in(window)
-    if frequency == "monthly":
-        labels = [f"{y:04d}-{m:02d}" for y, m in months]
-    elif frequency == "quarterly":
-        labels = [f"{y:04d}-Q{(m - 1) // 3 + 1}" for y, m in months if m in (1, 4, 7, 10)]
-    elif frequency == "annual":
-        labels = [f"{y:04d}" for y, m in months if m == 1]
-    else:
-        raise ConfigError(f"census: frequency must be monthly, quarterly or annual, not {frequency!r}")
-    if not labels:
-        return None
-    return f"from {labels[0]} to {labels[-1]}"
-
-
-def variable_chunks(
-    variables: Sequence[str], *, with_name: bool, size: int = MAX_VARIABLES
-) -> list[list[str]]:
-    """Split ``get`` variables so each query names at most ``size`` (``NAME`` counts and rides along)."""
-    per_chunk = size - 1 if with_name else size
-    chunks = [list(variables[i : i + per_chunk]) for i in range(0, len(variables), per_chunk)] or [[]]
-    return [["NAME", *c] if with_name else c for c in chunks]
-
-
-def _vintage_from_url(url: str) -> int:
+def vintage_from_url(url: str) -> int:
+    """The ACS vintage in a payload URL (``/data/2023/acs/acs5``), for payloads archived without meta."""
     match = re.search(r"/data/(\d{4})/|/(\d{4})/acs/", url)
     if match is None:
         raise PayloadError(
             f"cannot tell the ACS vintage of payload {url!r}: no meta and no /<year>/ in the URL"
         )
     return int(match.group(1) or match.group(2))
-
-
-# --------------------------------------------------------------------------------------------------
-# the source
-# --------------------------------------------------------------------------------------------------
-
-
-@register_source
-class Census(Source):
-    """US Census Data API: EITS-style timeseries (default) or ACS estimates, in long form.
-
-    Args:
-        dataset: ``census_timeseries`` (default) or ``census_acs``.
-        variables: ACS variables (``B01001_001E`` …; more than 50 are split across requests) or the
-            timeseries ``get`` list (default: the EITS columns).
-        geography: the ``for`` predicate (``state:*``, ``county:*``; timeseries default ``us:*``).
-        within: the ``in`` predicate(s) (``state:06``); a list is joined with spaces.
-        survey: ACS dataset path (``acs/acs5`` default, ``acs/acs1`` …).
-        vintages: restrict ACS fetches to these vintages (a window fetches vintages whose 1 January
-            lies in it; ``ts`` is that instant).
-        program: timeseries program path (``eits/marts`` default).
-        frequency: timeseries period (``monthly``, ``quarterly``, ``annual``) for the ``time`` predicate.
-        predicates: extra filters, e.g. ``{category_code: 44X72, seasonally_adj: "yes"}``.
-        require_data: raise :class:`NoData` instead of returning an empty table on HTTP 204.
-    """
-
-    name = "census"
-    datasets = (TIMESERIES, ACS)
-    window_step: timedelta = timedelta(days=31)
-    publication_lag: timedelta = timedelta(days=15)
-
-    def __init__(
-        self,
-        dataset: str | None = None,
-        *,
-        settings: Settings | None = None,
-        base_url: str | None = None,
-        min_interval: float | None = None,
-        max_attempts: int = 5,
-        backoff: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] | None = None,
-        variables: list[str] | str | None = None,
-        geography: str | None = None,
-        within: list[str] | str | None = None,
-        survey: str = "acs/acs5",
-        vintages: list[int] | int | None = None,
-        program: str = "eits/marts",
-        frequency: str = "monthly",
-        predicates: Mapping[str, str] | None = None,
-        require_data: bool = False,
-        timeout: float = 120.0,
-    ) -> None:
-        super().__init__(dataset, settings=settings)
-        self.acs = self.dataset.name == ACS
-        if self.acs:
-            # ACS 5-year vintage Y is released in December of Y+1
-            self.window_step = timedelta(days=366)
-            self.publication_lag = timedelta(days=345)
-        default_vars: list[str] = [] if self.acs else list(EITS_VARIABLES)
-        self.variables = [v for v in (as_list(variables) or default_vars) if v != "NAME"]
-        if self.acs and not self.variables:
-            raise ConfigError("census_acs needs `variables` (e.g. [B01001_001E, B19013_001E])")
-        self.geography = geography or ("state:*" if self.acs else "us:*")
-        self.geo_level = self.geography.split(":", 1)[0]
-        self.within = " ".join(as_list(within) if not isinstance(within, str) else [within]) or None
-        self.survey = survey.strip("/")
-        self.vintages = (
-            None
-            if vintages is None
-            else {int(v) for v in ([vintages] if isinstance(vintages, int) else vintages)}
-        )
-        self.program = program.strip("/")
-        if frequency not in ("monthly", "quarterly", "annual"):
-            raise ConfigError(f"census: frequency must be monthly, quarterly or annual, not {frequency!r}")
-        self.frequency = frequency
-        self.predicates = {str(k): str(v) for k, v in (predicates or {}).items()}
-        self.require_data = require_data
-        self.base_url = base_url or BASE_URL
-        self._http_options: dict[str, Any] = {
-            "min_interval": MIN_INTERVAL if min_interval is None else min_interval,
-            "max_attempts": max_attempts,
-            "backoff": backoff,
-            "sleep": sleep,
-            "clock": clock,
-            "timeout": timeout,
-        }
-        self._http: HttpClient | None = None
-        self._key: str | None = None
-
-    @property
-    def http(self) -> HttpClient:
-        """The paced client, built on first use; the optional key is registered as a secret."""
-        if self._http is None:
-            self._key = secret_value(self.settings.sources.census_key)
-            self._http = HttpClient(
-                self.base_url, user_agent=self.settings.sources.user_agent, **self._http_options
-            )
-        return self._http
-
-    def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    # ---- fetch --------------------------------------------------------------------------------
-
-    def fetch(self, window: Window) -> Iterator[RawPayload]:
-        """ACS: one request per vintage in ``window`` and ≤ 50-variable chunk; timeseries: one per window."""
-        if self.acs:
-            for vintage in _years_in(window):
-                if self.vintages is not None and vintage not in self.vintages:
-                    continue
-                sub = Window(datetime(vintage, 1, 1, tzinfo=UTC), datetime(vintage + 1, 1, 1, tzinfo=UTC))
-                for part, get in enumerate(variable_chunks(self.variables, with_name=True)):
-                    params = self._params(get)
-                    meta = {
-                        "vintage": vintage,
-                        "survey": self.survey,
-                        "get": get,
-                        "geo_level": self.geo_level,
-                        "predicates": list(self.predicates),
-                    }
-                    yield self._request(f"{vintage}/{self.survey}", params, sub, part, meta)
-        else:
-            predicate = time_predicate(window, self.frequency)
-            if predicate is None:
-                return
-            for part, get in enumerate(variable_chunks(self.variables, with_name=False)):
-                params = [*self._params(get), ("time", predicate)]
-                meta = {"program": self.program, "get": get, "geo_level": self.geo_level}
-                yield self._request(f"timeseries/{self.program}", params, window, part, meta)
-
-    def _params(self, get: list[str]) -> list[tuple[str, str]]:
-        params = [("get", ",".join(get)), ("for", self.geography)]
-        if self.within:
-            params.append(("in", self.within))
-        params += list(self.predicates.items())
-        return params
-
-    def _request(
-        self, path: str, params: list[tuple[str, str]], window: Window, page: int, meta: dict[str, Any]
-    ) -> RawPayload:
-        http = self.http
-        if self._key:
-            params = [*params, ("key", self._key)]
-        resp = http.get(path, params)
-        url, rparams, headers = http.describe_request(resp)
-        ctype = resp.headers.get("content-type")
-        body = redact_bytes(resp.content)
-        check_census_response(
-            resp.status_code,
-            ctype,
-            body,
-            url=url,
-            dataset=self.dataset.name,
-            location=resp.headers.get("location"),
-        )
-        if resp.status_code == 204 and self.require_data:
-            raise NoData(
-                "Census API matched no rows (HTTP 204) for this request; check geography and predicates",
-                source="census",
-                dataset=self.dataset.name,
-                url=url,
-            )
-        return RawPayload(
-            source=self.name,
-            dataset=self.dataset.name,
-            body=body,
-            url=url,
-            params=rparams,
-            headers=headers,
-            status=resp.status_code,
-            content_type=ctype,
-            window=window,
-            page=page,
-            meta=meta,
-        )
-
-    # ---- parse --------------------------------------------------------------------------------
-
-    def parse(self, payload: RawPayload) -> pa.Table:
-        """Pure: one payload → long-form rows (:func:`parse_acs` / :func:`parse_timeseries`)."""
-        check_census_response(
-            payload.status, payload.content_type, payload.body, url=payload.url, dataset=payload.dataset
-        )
-        meta = payload.meta
-        if payload.dataset == ACS:
-            vintage = meta.get("vintage") or _vintage_from_url(payload.url)
-            return parse_acs(
-                payload.body,
-                vintage=int(vintage),
-                survey=str(meta.get("survey", "acs/acs5")),
-                requested=meta.get("get"),
-                geo_level=meta.get("geo_level"),
-                predicates=meta.get("predicates", ()),
-                status=payload.status,
-                url=payload.url,
-            )
-        return parse_timeseries(
-            payload.body,
-            program=str(meta.get("program", self.program)),
-            geo_level=meta.get("geo_level"),
-            status=payload.status,
-            url=payload.url,
-        )
-
-    def latest_window(self, now: datetime | None = None) -> Window:
-        """The latest published period: last month (timeseries) or the latest ACS vintage's year."""
-        ref = (now or datetime.now(UTC)).astimezone(UTC) - self.publication_lag
-        if self.acs:
-            return Window(datetime(ref.year - 1, 1, 1, tzinfo=UTC), datetime(ref.year, 1, 1, tzinfo=UTC))
-        end = datetime(ref.year, ref.month, 1, tzinfo=UTC)
-        start = (
-            datetime(end.year - 1, 12, 1, tzinfo=UTC) if end.month == 1 else end.replace(month=end.month - 1)
-        )
-        return Window(start, end)

@@ -1,28 +1,21 @@
-"""NOAA: GHCN-Daily station values (CDO web services v2) and station observations (api.weather.gov).
+"""NOAA, the pure half: CDO ``/data`` and api.weather.gov observation pages → canonical tables.
 
-Two APIs behind one source. ``noaa_ghcnd_daily`` pages CDO ``/data`` (token header, 1-based
-``offset``, at most one year per request); ``noaa_observations`` walks api.weather.gov's GeoJSON
-collections by ``pagination.next`` cursor and converts every quantity to the canonical SI column,
-whatever unit code the payload carries (``wmoUnit:`` today, ``unit:`` in older payloads).
+Nothing here does I/O (no HTTP library is imported). The ``check_*_response`` functions turn an error
+answer (status, content type, body) into its typed error; the cursor readers (``cdo_result_count``,
+``observations_cursor``) tell the client how to page; the parsers build the canonical rows.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import re
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hmco.config import Settings
 from hmco.errors import (
     AuthenticationError,
     ConfigError,
@@ -32,39 +25,24 @@ from hmco.errors import (
     SchemaDriftError,
     SourceError,
 )
+from hmco.payload import body_snippet, is_json_object
+from hmco.redaction import redact_text
 from hmco.schemas import TS, conform, get_dataset
-from hmco.security.redaction import redact_bytes, redact_text
-from hmco.sources.base import (
-    RawPayload,
-    Source,
-    as_list,
-    body_snippet,
-    in_window,
-    is_json_object,
-    register_source,
-    secret_value,
-)
-from hmco.sources.http import HttpClient
-from hmco.windows import Window
+from hmco.windows import Window, in_window
 
 __all__ = [
-    "CDO_BASE_URL",
-    "NOAA",
-    "WEATHER_BASE_URL",
+    "GHCND",
+    "OBSERVATIONS",
+    "REJECTED_QC",
+    "UNIT_SYSTEMS",
+    "cdo_result_count",
     "check_cdo_response",
     "check_weather_response",
+    "observations_cursor",
     "parse_ghcnd_daily",
     "parse_observations",
 ]
 
-CDO_BASE_URL: Final = "https://www.ncei.noaa.gov/cdo-web/api/v2/"
-WEATHER_BASE_URL: Final = "https://api.weather.gov"
-#: CDO allows 5 requests/s per token (and 10,000/day).
-CDO_MIN_INTERVAL: Final = 0.2
-#: api.weather.gov publishes no limit; stay polite and let 429 + Retry-After do the rest.
-WEATHER_MIN_INTERVAL: Final = 0.25
-CDO_MAX_LIMIT: Final = 1000
-WEATHER_MAX_LIMIT: Final = 500
 GHCND: Final = "noaa_ghcnd_daily"
 OBSERVATIONS: Final = "noaa_observations"
 
@@ -104,6 +82,8 @@ _UNIT_LABELS: Final = {
     "standard": {"temp": "degF", "precip": "in", "snow": "in", "wind": "mph", "dir": "deg"},
     "raw": {"temp": "tenths_degC", "precip": "tenths_mm", "snow": "mm", "wind": "tenths_m/s", "dir": "deg"},
 }
+#: the unit systems CDO can be asked for (``raw`` = ``units`` omitted).
+UNIT_SYSTEMS: Final = tuple(_UNIT_LABELS)
 _GHCND_TYPES: Final = pa.array(list(_GHCND_KIND))
 _UNIT_COLUMNS: Final = {
     system: pa.array([labels[kind] for kind in _GHCND_KIND.values()])
@@ -271,27 +251,6 @@ def _empty(dataset: str) -> pa.Table:
     return get_dataset(dataset).schema.empty_table()
 
 
-def cdo_date_chunks(window: Window) -> Iterator[tuple[Window, date, date]]:
-    """Split ``window`` into per-calendar-year requests: (sub-window, startdate, enddate inclusive).
-
-    A day belongs to the window when its UTC midnight does; CDO limits daily datasets to one year per
-    request, so no chunk crosses 1 January.
-    """
-    first = (
-        window.start.date()
-        if window.start.time() == datetime.min.time()
-        else window.start.date() + timedelta(1)
-    )
-    last = (window.end - timedelta(microseconds=1)).date()
-    cursor = first
-    while cursor <= last:
-        chunk_last = min(last, date(cursor.year, 12, 31))
-        start = datetime(cursor.year, cursor.month, cursor.day, tzinfo=UTC)
-        end = datetime(chunk_last.year, chunk_last.month, chunk_last.day, tzinfo=UTC) + timedelta(days=1)
-        yield Window(start, end), cursor, chunk_last
-        cursor = chunk_last + timedelta(days=1)
-
-
 # --------------------------------------------------------------------------------------------------
 # api.weather.gov observations
 # --------------------------------------------------------------------------------------------------
@@ -452,7 +411,7 @@ def _canonical_quantity(column: pa.ChunkedArray, prop: str, family: str) -> pa.C
         seen = sorted(set(pc.filter(unit, unknown).to_pylist()), key=str)
         raise SchemaDriftError(
             f"api.weather.gov {prop} has unit code(s) {seen} that hmco cannot convert to {family} "
-            f"(known: {sorted(table)}); add the conversion in hmco.sources.noaa._CONVERSIONS",
+            f"(known: {sorted(table)}); add the conversion in hmco.sources.noaa.parser._CONVERSIONS",
             source="noaa",
             dataset=OBSERVATIONS,
         )
@@ -461,270 +420,3 @@ def _canonical_quantity(column: pa.ChunkedArray, prop: str, family: str) -> pa.C
     converted = pc.round(pc.add(pc.multiply(value, scale), offset), 6)
     rejected = pc.fill_null(pc.is_in(qc, value_set=pa.array(REJECTED_QC)), False)
     return pa.chunked_array([pc.if_else(rejected, pa.scalar(None, pa.float64()), converted)])
-
-
-def _rebase(next_url: str) -> str:
-    """Path and query of an absolute ``pagination.next`` link, to be resolved on our own base URL."""
-    parts = urlsplit(next_url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-def _iso_z(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --------------------------------------------------------------------------------------------------
-# the source
-# --------------------------------------------------------------------------------------------------
-
-
-@register_source
-class NOAA(Source):
-    """NOAA weather: hourly station observations (api.weather.gov) or GHCN-Daily values (CDO v2).
-
-    Args:
-        dataset: ``noaa_observations`` (default) or ``noaa_ghcnd_daily``.
-        base_url: CDO root (default the NCEI host). For ``noaa_observations`` it is used as the
-            weather.gov root when ``weather_base_url`` is not given (so a UIS ``base_url`` just works).
-        min_interval: seconds between requests (default 0.2 for CDO's 5 req/s, 0.25 for weather.gov).
-        stations: CDO ``GHCND:USW00094728`` (bare ids get the ``GHCND:`` prefix) or weather.gov
-            ``KSUA``-style ids.
-        datatypes: GHCN-D elements (``TMAX``, ``TMIN``, ``PRCP`` …); all when omitted.
-        locations: CDO ``locationid`` values (``FIPS:37``, ``ZIP:28801``) instead of/with stations.
-        units: ``metric`` (default), ``standard`` or ``None``/``"raw"`` to omit it (tenths as stored).
-        page_size: CDO ``limit`` (≤ 1000) or weather.gov ``limit`` (≤ 500).
-        weather_base_url: api.weather.gov root (default https://api.weather.gov).
-    """
-
-    name = "noaa"
-    datasets = (OBSERVATIONS, GHCND)
-    window_step = timedelta(hours=1)
-    publication_lag = timedelta(minutes=10)
-
-    def __init__(
-        self,
-        dataset: str | None = None,
-        *,
-        settings: Settings | None = None,
-        base_url: str | None = None,
-        min_interval: float | None = None,
-        max_attempts: int = 5,
-        backoff: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] | None = None,
-        stations: list[str] | str | None = None,
-        datatypes: list[str] | str | None = None,
-        locations: list[str] | str | None = None,
-        units: str | None = "metric",
-        page_size: int | None = None,
-        weather_base_url: str | None = None,
-        timeout: float = 60.0,
-    ) -> None:
-        super().__init__(dataset, settings=settings)
-        self.daily = self.dataset.name == GHCND
-        if self.daily:
-            # one window per station day; GHCN-D arrives about a day late
-            self.window_step = timedelta(days=1)
-            self.publication_lag = timedelta(days=2)
-        self.stations = as_list(stations)
-        if self.daily:
-            self.stations = [s if ":" in s else f"GHCND:{s}" for s in self.stations]
-        self.datatypes = [d.upper() for d in as_list(datatypes)]
-        self.locations = as_list(locations)
-        units_key = "raw" if units in (None, "", "raw") else str(units).lower()
-        if units_key not in _UNIT_LABELS:
-            raise ConfigError(f"noaa: units must be 'metric', 'standard' or omitted, not {units!r}")
-        self.units = units_key
-        max_limit = CDO_MAX_LIMIT if self.daily else WEATHER_MAX_LIMIT
-        self.page_size = min(int(page_size or max_limit), max_limit)
-        if self.page_size < 1:
-            raise ConfigError(f"noaa: page_size must be ≥ 1, not {page_size}")
-        if self.daily and not (self.stations or self.locations):
-            raise ConfigError("noaa_ghcnd_daily needs `stations` (e.g. GHCND:USW00094728) or `locations`")
-        if not self.daily and not self.stations:
-            raise ConfigError("noaa_observations needs `stations` (e.g. KSUA)")
-        if self.daily:
-            self.base_url = base_url or CDO_BASE_URL
-        else:
-            self.base_url = weather_base_url or base_url or WEATHER_BASE_URL
-        self.min_interval = (
-            min_interval
-            if min_interval is not None
-            else (CDO_MIN_INTERVAL if self.daily else WEATHER_MIN_INTERVAL)
-        )
-        self._http_options: dict[str, Any] = {
-            "max_attempts": max_attempts,
-            "backoff": backoff,
-            "sleep": sleep,
-            "clock": clock,
-            "timeout": timeout,
-        }
-        self._http: HttpClient | None = None
-
-    # ---- HTTP ---------------------------------------------------------------------------------
-
-    @property
-    def http(self) -> HttpClient:
-        """The paced client, built on first use (CDO needs the token only when fetching)."""
-        if self._http is None:
-            agent = self.settings.sources.user_agent
-            if not agent or not agent.strip():
-                raise AuthenticationError(
-                    "api.weather.gov and CDO want a User-Agent naming the application and a contact: "
-                    "set HMCO_SOURCES__USER_AGENT",
-                    source="noaa",
-                )
-            headers: dict[str, str] = {}
-            if self.daily:
-                token = secret_value(self.settings.sources.noaa_token)
-                if not token:
-                    raise AuthenticationError(
-                        "NOAA CDO needs a token: set HMCO_SOURCES__NOAA_TOKEN "
-                        "(free at https://www.ncdc.noaa.gov/cdo-web/token)",
-                        source="noaa",
-                        dataset=GHCND,
-                    )
-                headers["token"] = token
-            else:
-                headers["Accept"] = "application/geo+json"
-            self._http = HttpClient(
-                self.base_url,
-                min_interval=self.min_interval,
-                headers=headers,
-                user_agent=agent,
-                **self._http_options,
-            )
-        return self._http
-
-    def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    # ---- fetch --------------------------------------------------------------------------------
-
-    def fetch(self, window: Window) -> Iterator[RawPayload]:
-        """Yield every page covering ``window`` (year chunks × offset pages, or stations × cursor pages)."""
-        if self.daily:
-            yield from self._fetch_ghcnd(window)
-        else:
-            yield from self._fetch_observations(window)
-
-    def _ghcnd_params(self, first: date, last: date, offset: int) -> list[tuple[str, str]]:
-        params = [("datasetid", "GHCND")]
-        params += [("stationid", s) for s in self.stations]
-        params += [("locationid", loc) for loc in self.locations]
-        params += [("datatypeid", d) for d in self.datatypes]
-        params += [("startdate", first.isoformat()), ("enddate", last.isoformat())]
-        if self.units != "raw":
-            params.append(("units", self.units))
-        params += [("limit", str(self.page_size)), ("offset", str(offset))]
-        return params
-
-    def _fetch_ghcnd(self, window: Window) -> Iterator[RawPayload]:
-        http = self.http
-        for chunk, first, last in cdo_date_chunks(window):
-            offset, page = 1, 0
-            while True:
-                try:
-                    resp = http.get("data", self._ghcnd_params(first, last, offset))
-                except RateLimited as exc:
-                    raise _cdo_quota_error(exc) from None
-                url, params, headers = http.describe_request(resp)
-                ctype = resp.headers.get("content-type")
-                check_cdo_response(resp.status_code, ctype, resp.content, url=url)
-                body = redact_bytes(resp.content)
-                yield RawPayload(
-                    source=self.name,
-                    dataset=GHCND,
-                    body=body,
-                    url=url,
-                    params=params,
-                    headers=headers,
-                    status=resp.status_code,
-                    content_type=ctype,
-                    window=chunk,
-                    page=page,
-                    meta={
-                        "units": self.units,
-                        "offset": offset,
-                        "startdate": str(first),
-                        "enddate": str(last),
-                    },
-                )
-                count = 0 if resp.status_code == 204 else cdo_result_count(body, url=url)
-                offset += self.page_size
-                page += 1
-                if offset > count:
-                    break
-
-    def _fetch_observations(self, window: Window) -> Iterator[RawPayload]:
-        http = self.http
-        for station in self.stations:
-            path: str = f"stations/{quote(station, safe='')}/observations"
-            params: list[tuple[str, str]] | None = [
-                ("start", _iso_z(window.start)),
-                ("end", _iso_z(window.end)),
-                ("limit", str(self.page_size)),
-            ]
-            seen: set[str] = set()
-            page = 0
-            while True:
-                resp = http.get(path, params)
-                url, rparams, headers = http.describe_request(resp)
-                ctype = resp.headers.get("content-type")
-                check_weather_response(resp.status_code, ctype, resp.content, url=url)
-                body = redact_bytes(resp.content)
-                yield RawPayload(
-                    source=self.name,
-                    dataset=OBSERVATIONS,
-                    body=body,
-                    url=url,
-                    params=rparams,
-                    headers=headers,
-                    status=resp.status_code,
-                    content_type=ctype,
-                    window=window,
-                    page=page,
-                    meta={"station": station},
-                )
-                n_features, next_url = observations_cursor(body, url=url)
-                if n_features == 0 or not next_url or next_url in seen:
-                    break
-                seen.add(next_url)
-                path, params = _rebase(next_url), None
-                page += 1
-
-    # ---- parse --------------------------------------------------------------------------------
-
-    def parse(self, payload: RawPayload) -> pa.Table:
-        """Pure: one page → canonical rows (:func:`parse_ghcnd_daily` / :func:`parse_observations`)."""
-        if payload.dataset == GHCND:
-            check_cdo_response(payload.status, payload.content_type, payload.body, url=payload.url)
-            return parse_ghcnd_daily(
-                payload.body, units=_payload_units(payload), status=payload.status, url=payload.url
-            )
-        check_weather_response(payload.status, payload.content_type, payload.body, url=payload.url)
-        return parse_observations(payload.body, window=payload.window, url=payload.url)
-
-
-def _payload_units(payload: RawPayload) -> str:
-    units = payload.meta.get("units")
-    if units:
-        return str(units)
-    return str(payload.params.get("units") or "raw")
-
-
-def _cdo_quota_error(exc: RateLimited) -> RateLimited:
-    """CDO's 429 means either 5/s (retry soon) or the 10,000/day quota (retry after midnight)."""
-    if re.search(r"(?i)per day|daily", exc.message):
-        now = datetime.now(UTC)
-        midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
-        return RateLimited(
-            "NOAA CDO: the token's 10,000 requests/day quota is exhausted; the pipeline resumes when it "
-            f"resets (≈ next UTC midnight). {exc.message}",
-            retry_after=math.ceil((midnight - now).total_seconds()),
-            source="noaa",
-            dataset=GHCND,
-        )
-    return exc

@@ -34,33 +34,14 @@ from pydantic import (
 )
 
 from hmco.errors import ConfigError, SpecError
+from hmco.windows import parse_duration
 
 if TYPE_CHECKING:
+    from hmco.compose.pipeline import Pipeline
     from hmco.config import Settings
     from hmco.lake import Lake
-    from hmco.pipeline import Pipeline
 
-__all__ = ["PipelineSpec", "SourceSpec", "build_pipeline", "load_spec", "parse_duration"]
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)\s*$", re.IGNORECASE)
-_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE)
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: str | int | float | timedelta) -> timedelta:
-    """``"30m"``, ``"1h"``, ``"24h"``, ``"7d"``, ``"PT10M"`` or seconds → ``timedelta``."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    m = _DURATION.match(value)
-    if m:
-        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2).lower()])
-    m = _ISO_DURATION.match(value.strip())
-    if m and any(m.groups()):
-        d, h, mi, s = (int(g or 0) for g in m.groups())
-        return timedelta(days=d, hours=h, minutes=mi, seconds=s)
-    raise ValueError(f"{value!r} is not a duration (use e.g. 30m, 1h, 7d or PT10M)")
+__all__ = ["PipelineSpec", "SourceSpec", "build_pipeline", "load_spec"]
 
 
 def _positive_duration(value: Any) -> timedelta:
@@ -71,7 +52,6 @@ def _positive_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_positive_duration)]
-SinkName = Literal["iceberg", "clickhouse"]
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$|^[A-Za-z]{3}$")
 
 
@@ -103,10 +83,17 @@ class SourceSpec(BaseModel):
         if not takes_any:
             unknown = sorted(set(self.params) - set(accepted) - reserved)
             if unknown:
-                known = sorted(set(accepted) - reserved - {"base_url", "sleep"})
+                known = sorted(set(accepted) - reserved - {"base_url"})
                 raise ValueError(f"source {self.type!r} has no parameter(s) {unknown}; it accepts {known}")
             if self.base_url is not None and "base_url" not in accepted:
                 raise ValueError(f"source {self.type!r} does not take a base_url")
+        if "http" in self.params and "http" in accepted:
+            from hmco.sources.http import HttpOptions
+
+            try:
+                HttpOptions.coerce(self.params["http"])
+            except ConfigError as exc:
+                raise ValueError(f"params.http: {exc}") from None
         return self
 
 
@@ -124,7 +111,9 @@ class PipelineSpec(BaseModel):
     start: date | datetime | None = Field(None, description="first day of history to backfill")
     publish_tier: Literal["curated", "ml"] = "curated"
     stage: bool = Field(True, description="write to staged and gate before publishing")
-    sinks: list[SinkName] = Field(default_factory=lambda: list[SinkName](["iceberg"]))
+    sinks: list[str] = Field(
+        default_factory=lambda: ["iceberg"], description="registered sink names (hmco.sinks.SINKS)"
+    )
     checks: dict[str, Any] | None = Field(None, description="quality overrides (see hmco.quality)")
     transforms: list[str] = Field(
         default_factory=list, description="'module:function' transforms after parsing"
@@ -150,6 +139,11 @@ class PipelineSpec(BaseModel):
     @field_validator("sinks")
     @classmethod
     def _check_sinks(cls, value: list[str]) -> list[str]:
+        from hmco.sinks import SINKS
+
+        unknown = [v for v in value if v not in SINKS]
+        if unknown:
+            raise ValueError(f"unknown sink(s) {unknown}; registered sinks are {sorted(SINKS)}")
         if "iceberg" not in value:
             raise ValueError("sinks must include 'iceberg' (the lake is the system of record)")
         if len(set(value)) != len(value):
@@ -238,11 +232,16 @@ def build_pipeline(
     settings: Settings | None = None,
     lake: Lake | None = None,
     extra_sinks: list[Any] | None = None,
+    gate: bool | None = None,
 ) -> Pipeline:
-    """Instantiate the source, gate and sinks a spec describes and compose them into a Pipeline."""
+    """Instantiate the source, gate and sinks a spec describes and compose them into a Pipeline.
+
+    The spec's gate (the dataset's default suite with its ``checks:``) always runs unless ``gate=False``
+    turns it off explicitly (``hmco run --no-gate``); every such run warns.
+    """
+    from hmco.compose.pipeline import Pipeline
     from hmco.config import Settings as _Settings
     from hmco.lake import Lake as _Lake
-    from hmco.pipeline import Pipeline
     from hmco.sources.base import get_source_class
 
     if not isinstance(spec, PipelineSpec):
@@ -255,22 +254,22 @@ def build_pipeline(
         kwargs["base_url"] = spec.source.base_url
     try:
         source = cls(spec.source.dataset, settings=settings, **kwargs)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ConfigError) as exc:
         raise SpecError(f"source.params: {exc}", errors=[f"source.params: {exc}"]) from None
     from hmco.quality.spec import build_gate
+    from hmco.sinks import SinkContext, build_sink
 
-    gate = build_gate(source.dataset, spec.checks)  # fail closed: a spec'd pipeline always has its gate
-    sinks: list[Any] = list(extra_sinks or [])
-    if "clickhouse" in spec.sinks:
-        from hmco.sinks.clickhouse import ClickHouseSink
-
-        sinks.append(ClickHouseSink.from_settings(settings, source.dataset.name))
+    # Fail closed: a spec'd pipeline always has its gate unless the caller says gate=False.
+    chosen = False if gate is False else build_gate(source.dataset, spec.checks)
+    ctx = SinkContext(settings, lake, source.dataset, spec.name, spec.publish_tier)
+    # "iceberg" is the tier the pipeline publishes to; every other named sink is an extra one.
+    sinks: list[Any] = [*(extra_sinks or []), *(build_sink(n, ctx) for n in spec.sinks if n != "iceberg")]
     return Pipeline(
         source,
         lake=lake,
         name=spec.name,
         transforms=[_resolve(t) for t in spec.transforms],
-        gate=gate,
+        gate=chosen,
         sinks=sinks,
         publish_tier=spec.publish_tier,
         stage=spec.stage,

@@ -1,0 +1,344 @@
+"""The one window processor: every batch, batch or real-time, takes this path and no other.
+
+    fetch → archive → parse → transforms → conform → stage → gate → publish → extra sinks
+
+:class:`WindowProcessor` does one window. :class:`~hmco.compose.pipeline.Pipeline` (windows, backfill,
+resume) and :class:`~hmco.compose.realtime.RealtimeRunner` (cadences, lag, catch-up) both call it, and so
+does anything later (schedulers, replays). It fails closed: without an explicit gate it runs the
+dataset's default suite, a batch that fails the gate or cannot be stored reaches no sink and is
+quarantined, and only ``gate=False`` turns the gate off, with a warning on every run.
+
+Order of writes for a passing batch: staged (the audit copy), then the gate, then the extra sinks (e.g.
+ClickHouse), then the publish commit to curated, which carries the pipeline's state (committed window,
+watermark) and therefore comes last: a failed extra sink leaves the window uncommitted, so it is redone.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hmco._logging import get_logger
+from hmco.errors import HmcoError, NoData, PayloadError, QualityGateFailed, SchemaError
+from hmco.lake import Lake
+from hmco.monitoring.metrics import metrics_for
+from hmco.payload import RawPayload
+from hmco.quality.gate import Gate, GateResult
+from hmco.schemas import Dataset, conform, get_dataset
+from hmco.sinks.base import Sink, WriteResult
+from hmco.sinks.iceberg import IcebergSink, batch_scope
+from hmco.sinks.raw import RawArchive
+from hmco.sources.base import Source
+from hmco.transforms.rows import dedupe_latest
+from hmco.windows import Window, rows_in_window
+
+__all__ = ["GateChoice", "Transform", "WindowOutcome", "WindowProcessor", "resolve_gate"]
+
+log = get_logger("hmco.processor")
+
+Transform = Callable[[pa.Table], pa.Table]
+Status = Literal["ok", "empty", "skipped", "failed"]
+#: ``None``/``True``: the dataset's default suite; a :class:`Gate`: that gate; ``False``: no gate (loud).
+GateChoice = Gate | bool | None
+
+#: The column that orders revisions of the same row (see :meth:`RawPayload.version_time`).
+VERSION_COLUMN = "published_at"
+
+
+def resolve_gate(gate: GateChoice, dataset: Dataset) -> Gate | None:
+    """The gate a processor runs: fail closed unless ``gate`` is exactly ``False``."""
+    if gate is False:
+        return None
+    if gate is None or gate is True:
+        from hmco.quality.spec import build_gate
+
+        return build_gate(dataset)
+    return gate
+
+
+@dataclass
+class WindowOutcome:
+    """What happened to one window."""
+
+    window: Window
+    status: Status
+    batch_id: str = ""
+    rows: int = 0
+    bytes: int = 0
+    payloads: int = 0
+    payload_bytes: int = 0
+    archived: int = 0
+    dropped_outside_window: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    failed_expectations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    writes: list[WriteResult] = field(default_factory=list)
+    quarantine: str | None = None
+    newest_end: datetime | None = None
+    gate_result: GateResult | None = field(default=None, repr=False, compare=False)
+    exception: HmcoError | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("gate_result", None)
+        d.pop("exception", None)
+        d["window"] = [self.window.start.isoformat(), self.window.end.isoformat()]
+        d["newest_end"] = self.newest_end.isoformat() if self.newest_end else None
+        return d
+
+
+class WindowProcessor:
+    """Takes one window of one source through the whole path (see the module docstring).
+
+    Args:
+        source: where the data comes from.
+        lake: the lake (raw archive, staged, quarantine, curated).
+        name: the pipeline's name; its state (committed windows, watermark) is recorded under it.
+        transforms: vectorized ``pa.Table -> pa.Table`` functions applied after parsing.
+        gate: the quality gate (default: the dataset's default suite; ``False`` turns it off, loudly).
+        sinks: sinks written after the gate passes and before the publish commit (e.g. ClickHouse).
+        publish_tier: where validated data is committed (``curated`` unless the dataset says otherwise).
+        publish: commit to ``publish_tier`` (off for a real-time store without a lake copy).
+        stage: write each batch to the staged tier before the gate (write–audit–publish).
+        archive: keep raw payloads in the raw tier (a :class:`RawArchive`, ``True`` for the lake's, or off).
+        no_data: what a source's :class:`~hmco.errors.NoData` means: a failed window, or an empty one
+            (real-time polling, where a missing file is simply not published yet).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        lake: Lake,
+        name: str,
+        transforms: Sequence[Transform] = (),
+        gate: GateChoice = None,
+        sinks: Sequence[Sink] = (),
+        publish_tier: str | None = None,
+        publish: bool = True,
+        stage: bool = True,
+        archive: bool | RawArchive = True,
+        no_data: Literal["fail", "empty"] = "fail",
+    ) -> None:
+        self.source = source
+        self.dataset: Dataset = get_dataset(source.dataset.name)
+        self.lake = lake
+        self.name = name
+        self.transforms = list(transforms)
+        self.gate = resolve_gate(gate, self.dataset)
+        self.sinks = list(sinks)
+        self.publish_tier = publish_tier or self.dataset.tier
+        self.curated = IcebergSink(lake, self.publish_tier, pipeline=name) if publish else None
+        self.staged = IcebergSink(lake, "staged") if stage else None
+        self.archive: RawArchive | None = RawArchive(lake) if archive is True else (archive or None)
+        self.no_data = no_data
+        self._last_version: datetime | None = None
+
+    @property
+    def gated(self) -> bool:
+        return self.gate is not None
+
+    def warn_if_ungated(self) -> None:
+        """Say loudly that this run publishes without a quality gate (called once per run)."""
+        if self.gate is None:
+            log.warning(
+                "%s: the quality gate is OFF (gate=False): batches are published without validation",
+                self.name,
+            )
+
+    def process(self, window: Window, *, batch_id: str | None = None) -> WindowOutcome:
+        """Fetch, archive, parse, transform, stage, gate and publish one window. Never raises for data."""
+        started = time.perf_counter()
+        outcome = WindowOutcome(window, "ok", batch_id=batch_id or uuid.uuid4().hex[:16])
+        try:
+            table = self._collect(window, outcome)
+            outcome.rows, outcome.bytes = table.num_rows, table.nbytes  # published rows replace this
+            if table.num_rows == 0:
+                outcome.status = "empty"
+                # An empty window deletes nothing (a source outage must not erase data).
+                log.warning("%s: window %s returned no rows; nothing replaced", self.name, window)
+                if self.curated is not None:
+                    self.lake.state.record_window(
+                        self.dataset, self.name, self.publish_tier, window, outcome.batch_id
+                    )
+            else:
+                self._stage_gate_publish(table, window, outcome)
+        except QualityGateFailed as exc:
+            outcome.status = "failed"
+            outcome.error = str(exc)
+            outcome.failed_expectations = list(exc.failed)
+            outcome.gate_result = exc.result
+            outcome.exception = exc
+        except HmcoError as exc:
+            outcome.status = "failed"
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            outcome.exception = exc
+            log.error("%s window %s failed: %s", self.name, window, outcome.error)
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+
+    # --- fetch → archive → parse → transforms → conform ---------------------------------------------
+    def _collect(self, window: Window, outcome: WindowOutcome) -> pa.Table:
+        tables: list[pa.Table] = []
+        last_key: str | None = None
+        try:
+            for payload in self.source.fetch(window):
+                last_key = self._archive(payload, outcome)
+                tables.append(self._parse(payload, last_key))
+        except NoData:
+            if self.no_data == "fail":
+                raise
+            tables = []
+        except HmcoError as exc:  # e.g. a paginated source judging a page it already yielded
+            if last_key is not None:
+                exc.context.setdefault("last_archived_key", last_key)
+            raise
+        table = _concat(tables, self.dataset)
+        for transform in self.transforms:
+            table = transform(table)
+        # Lenient: cast what can be cast, but keep nulls, odd types and duplicates for the gate to name.
+        table = conform(table, self.dataset, strict=False)
+        inside = rows_in_window(table, window, self.dataset.time_column, keep_null=True)
+        outcome.dropped_outside_window = table.num_rows - inside.num_rows
+        return inside
+
+    def _archive(self, payload: RawPayload, outcome: WindowOutcome) -> str | None:
+        outcome.payloads += 1
+        outcome.payload_bytes += payload.size
+        if self.archive is None:
+            return None
+        archived = self.archive.put(payload)
+        outcome.archived += int(archived.stored)
+        return archived.key
+
+    def _parse(self, payload: RawPayload, key: str | None) -> pa.Table:
+        try:
+            table = self.source.parse(payload)
+        except HmcoError as exc:
+            exc.context.setdefault("archived_key", key)
+            raise
+        except Exception as exc:  # a parser bug must still name the payload it choked on
+            raise PayloadError(
+                f"{self.source.name} parser failed on a {payload.size:,}-byte payload: {type(exc).__name__}: {exc}; "
+                "the raw payload is archived and can be replayed after a fix",
+                archived_key=key,
+                sha256=payload.sha256,
+            ) from exc
+        return self._stamp_version(table, payload)
+
+    def _stamp_version(self, table: pa.Table, payload: RawPayload) -> pa.Table:
+        """Fill ``published_at`` where the dataset has it: the source's own time, else the fetch time.
+
+        Fetch times are made strictly increasing per processor, so two payloads fetched in the same
+        microsecond still order; the value travels with the rows into every sink (ClickHouse's version).
+        """
+        if VERSION_COLUMN not in self.dataset.schema.names:
+            return table
+        stamp = payload.version_time()
+        if payload.published_at is None:
+            if self._last_version is not None and stamp <= self._last_version:
+                stamp = self._last_version + timedelta(microseconds=1)
+            self._last_version = stamp
+        typ = self.dataset.schema.field(VERSION_COLUMN).type
+        fill = pa.scalar(stamp, typ)
+        if VERSION_COLUMN in table.column_names:
+            column = table.column(VERSION_COLUMN)
+            if column.null_count == 0:
+                return table
+            filled = pc.coalesce(column.cast(typ), fill)
+            return table.set_column(table.schema.get_field_index(VERSION_COLUMN), VERSION_COLUMN, filled)
+        return table.append_column(pa.field(VERSION_COLUMN, typ), pa.repeat(fill, table.num_rows))
+
+    # --- stage → gate → extra sinks → publish ----------------------------------------------------------
+    def _scope(self, table: pa.Table) -> dict[str, list[Any]]:
+        """The source's own slice, narrowed by the batch's identity-partition values."""
+        return {**batch_scope(self.dataset, table), **self.source.scope()}
+
+    def _stage_gate_publish(self, batch: pa.Table, window: Window, outcome: WindowOutcome) -> None:
+        """Write–audit–publish: staged ← batch, gate(batch), sinks and curated ← de-duplicated batch.
+
+        ``batch`` is as parsed (conformed leniently): the gate sees duplicates, nulls and bad types
+        exactly as the source sent them. A batch that fails the gate, or that cannot be stored in its
+        canonical schema, is quarantined and reaches no sink.
+        """
+        ds, bid = self.dataset, outcome.batch_id
+        try:
+            table: pa.Table | None = conform(batch, ds)
+            schema_error: SchemaError | None = None
+        except SchemaError as exc:
+            table, schema_error = None, exc
+        scope = self._scope(table) if table is not None else dict(self.source.scope())
+        if table is not None and self.staged is not None:
+            outcome.writes.append(
+                self.staged.write(table, dataset=ds, window=window, batch_id=bid, scope=scope)
+            )
+        if self.gate is not None:
+            self._check(batch, window, outcome, staged=table is not None and self.staged is not None)
+        if table is None:
+            assert schema_error is not None
+            outcome.quarantine = self.lake.state.quarantine(ds, window, bid, batch)
+            schema_error.context["quarantine"] = outcome.quarantine
+            raise schema_error
+        table = dedupe_latest(table, ds.primary_key)
+        outcome.rows, outcome.bytes = table.num_rows, table.nbytes
+        outcome.newest_end = _newest_end(table, ds)
+        for sink in self.sinks:
+            outcome.writes.append(sink.write(table, dataset=ds, window=window, batch_id=bid, scope=scope))
+        if self.curated is not None:
+            outcome.writes.append(
+                self.curated.write(table, dataset=ds, window=window, batch_id=bid, scope=scope)
+            )
+
+    def _check(self, batch: pa.Table, window: Window, outcome: WindowOutcome, *, staged: bool) -> None:
+        assert self.gate is not None
+        ds, bid = self.dataset, outcome.batch_id
+        result = self.gate.check(batch, ds, window)
+        self.lake.state.store_gate_result(
+            ds, window, bid, {**result.to_dict(), "pipeline": self.name, "batch_id": bid}
+        )
+        metrics_for().record_gate(result)
+        outcome.warnings = [o.name for o in result.warnings]
+        if result.passed:
+            return
+        names = [o.name for o in result.failed]
+        outcome.quarantine = self.lake.state.quarantine(ds, window, bid, batch)
+        kept = f"staged and {outcome.quarantine}" if staged else outcome.quarantine
+        raise QualityGateFailed(
+            f"{ds.name} window {window} failed {len(names)} expectation(s): {', '.join(names)}; "
+            f"nothing was published, the batch is kept in {kept} (batch {bid})",
+            failed=names,
+            result=result,
+        )
+
+    def __repr__(self) -> str:
+        return f"WindowProcessor({self.name!r}, source={self.source!r}, gated={self.gated})"
+
+
+def _newest_end(table: pa.Table, dataset: Dataset) -> datetime | None:
+    """The newest interval end in a batch (``interval_end`` if present, else ``ts`` + frequency)."""
+    if table.num_rows == 0:
+        return None
+    if "interval_end" in table.column_names:
+        newest = pc.max(table.column("interval_end")).as_py()
+        return newest if isinstance(newest, datetime) else None
+    newest = pc.max(table.column(dataset.time_column)).as_py()
+    if not isinstance(newest, datetime):
+        return None
+    return newest + (dataset.frequency or timedelta(0))
+
+
+def _concat(tables: list[pa.Table], dataset: Dataset) -> pa.Table:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return dataset.schema.empty_table()
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="permissive")
