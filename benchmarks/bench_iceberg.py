@@ -241,7 +241,7 @@ def test_pipeline_run_local(
     lake = Lake(bench_settings)
     lake.create_tiers()
     source = PreparedPayloads(bench_settings)
-    pipeline = Pipeline(source, lake=lake, name="bench-pipeline", gate=warm_gate if gated else None)
+    pipeline = Pipeline(source, lake=lake, name="bench-pipeline", gate=warm_gate if gated else False)
     rounds = iter(range(100))
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:

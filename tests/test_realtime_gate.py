@@ -130,3 +130,53 @@ def test_turning_the_gate_off_is_explicit_and_loud(
         (report,) = runner.run_once()
     assert report.error is None
     assert any("quality gate is OFF" in r.getMessage() for r in caplog.records)
+
+
+# --- two runners, one interval: the newer publication wins -------------------------------------------------
+
+
+def _serve_revision(replay: ReplayServer, prefix: str, price: float, published: datetime) -> None:
+    """SPP's 10:05-11:00 interval files under ``/<prefix>``, stamped with a ``Last-Modified`` header."""
+    stamp = published.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    end = datetime(2026, 11, 27, 10, 5, tzinfo=UTC)
+    while end <= datetime(2026, 11, 27, 11, 0, tzinfo=UTC):
+        replay.add(
+            f"/{prefix}/download/rtbm-lmp-by-location",
+            Reply(200, spp_csv(end, price), headers={"Last-Modified": stamp}, content_type="text/csv"),
+            match={"path": interval_file_path(end)},
+        )
+        end += timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("first", ["older", "newer"])
+def test_two_runners_sending_the_same_interval_resolve_to_the_newer_publication(
+    replay: ReplayServer, sink: ClickHouseSink, lake: Lake, first: str
+) -> None:
+    from hmco.sources.http import HttpOptions
+    from hmco.sources.spp import SPP
+    from tests.test_clickhouse_revisions import assert_rollups_exact
+
+    _serve_revision(replay, "older", 20.0, datetime(2026, 11, 27, 11, 1, tzinfo=UTC))
+    _serve_revision(replay, "newer", 35.0, datetime(2026, 11, 27, 11, 2, tzinfo=UTC))
+    http = HttpOptions(min_interval=0.0, sleep=lambda s: None, clock=lambda: 0.0)
+    runners = {
+        name: RealtimeRunner(
+            [SPP(settings=chdb_settings(), base_url=f"{replay.url}/{name}", http=http)],
+            sink,
+            lake=lake,
+            clock=FakeClock(T),
+            initial_lookback=timedelta(hours=1),
+            overlap=timedelta(hours=1),  # each poll re-reads the last hour: revisions are picked up
+        )
+        for name in ("older", "newer")
+    }
+    order = ["older", "newer"] if first == "older" else ["newer", "older"]
+    for name in order:
+        (report,) = runners[name].run_once()
+        assert report.error is None and report.rows == 24
+    rows = sink.client.query(f"SELECT min(lmp), max(published_at), count() FROM {sink.layout.view}").result_rows
+    low, published, count = rows[0]
+    assert low == 35.0  # every row is the newer revision, whichever runner wrote last
+    assert published.replace(tzinfo=UTC) == datetime(2026, 11, 27, 11, 2, tzinfo=UTC)
+    assert count == 24
+    assert_rollups_exact(sink.client, sink.layout)

@@ -7,14 +7,12 @@ The sources are listed once, in :mod:`hmco.sources.registry`; classes are import
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from hmco.sources.base import RawPayload, Source
 from hmco.sources.registry import (
     SourceEntry,
     get_source_class,
     lazy_classes,
+    lazy_getattr,
     realtime_isos,
     register_source,
     source_entry,
@@ -35,8 +33,4 @@ __all__ = [
     "source_names",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'hmco.sources' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

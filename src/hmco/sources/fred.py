@@ -17,7 +17,7 @@ import io
 import json
 import logging
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -46,7 +46,7 @@ from hmco.sources.base import (
     is_json_object,
     secret_value,
 )
-from hmco.sources.http import HttpOptions
+from hmco.sources.http import HttpOptions, response_payload
 from hmco.windows import Window
 
 __all__ = ["DEFAULT_BASE_URL", "FRED", "MAX_LIMIT", "MIN_INTERVAL", "FredPage", "parse_fred", "read_page"]
@@ -336,37 +336,30 @@ class FRED(Source):
         while True:
             params = [*base_params, ("limit", str(self.limit)), ("offset", str(offset))]
             resp = self._http.get("series/observations", [*params, ("api_key", self._api_key or "")])
-            body = redact_bytes(resp.content)
-            url, rparams, headers = self._http.describe_request(resp)
+            payload = response_payload(
+                self,
+                resp,
+                window=window,
+                page=page_no,
+                meta={"series_id": series_id, "offset": offset, "limit": self.limit},
+                body=redact_bytes(resp.content),
+            )
             ctx = {
                 "source": self.name,
                 "dataset": self.dataset.name,
                 "series_id": series_id,
-                "url": url,
-                "sha256": body_sha256(body),
+                "url": payload.url,
+                "sha256": payload.sha256,
             }
-            page, problem = _judge(resp.status_code, body, ctx)
-            meta: dict[str, Any] = {"series_id": series_id, "offset": offset, "limit": self.limit}
+            page, problem = _judge(payload.status, payload.body, ctx)
             if page is not None:
                 n = len(page.rows)
-                meta |= {"rows": n, "count": page.count if page.count is not None else offset + n}
-            yield RawPayload(
-                source=self.name,
-                dataset=self.dataset.name,
-                body=body,
-                url=url,
-                params=rparams,
-                headers=headers,
-                status=resp.status_code,
-                content_type=resp.headers.get("content-type"),
-                window=window,
-                page=page_no,
-                meta=meta,
-            )
+                count = page.count if page.count is not None else offset + n
+                payload = replace(payload, meta={**payload.meta, "rows": n, "count": count})
+            yield payload
             if problem is not None:
                 raise problem
             assert page is not None
-            n, count = meta["rows"], meta["count"]
             if n == 0:
                 if offset == 0:
                     log.info("fred: %s has no observations in %s", series_id, window)

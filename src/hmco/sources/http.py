@@ -1,6 +1,7 @@
 """The HTTP client every source uses: timeouts, retries with backoff and jitter, ``Retry-After``,
-and per-host pacing shared by all clients in the process; and :class:`HttpOptions`, the one value
-that carries those settings from a source's constructor (or a UIS spec) to its client.
+and per-host pacing shared by all clients in the process; :class:`HttpOptions`, the one value
+that carries those settings from a source's constructor (or a UIS spec) to its client; and
+:func:`response_payload`, the one place a response becomes a :class:`~hmco.payload.RawPayload`.
 
 Retries (tenacity) cover connection errors, timeouts, HTTP 429 and 5xx. Any other status is returned
 to the source, which knows how to turn its body into a typed error. Pacing is per host: two clients of
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -29,10 +30,22 @@ from tenacity import (
 )
 
 from hmco.errors import ConfigError, RateLimited, SourceUnavailable, is_transient
-from hmco.payload import body_snippet
+from hmco.payload import RawPayload, body_snippet
 from hmco.redaction import redact_mapping, redact_url
 
-__all__ = ["HostPacer", "HttpClient", "HttpOptions", "last_modified", "pacer_for", "parse_retry_after"]
+if TYPE_CHECKING:
+    from hmco.sources.base import Source
+    from hmco.windows import Window
+
+__all__ = [
+    "HostPacer",
+    "HttpClient",
+    "HttpOptions",
+    "last_modified",
+    "pacer_for",
+    "parse_retry_after",
+    "response_payload",
+]
 
 log = logging.getLogger("hmco.http")
 
@@ -261,7 +274,8 @@ class HttpClient:
             wait,
         )
 
-    def describe_request(self, resp: httpx.Response) -> tuple[str, dict[str, str], dict[str, str]]:
+    @staticmethod
+    def describe_request(resp: httpx.Response) -> tuple[str, dict[str, str], dict[str, str]]:
         """Redacted URL, query params and request headers of a response, for ``RawPayload``."""
         req = resp.request
         return (
@@ -280,6 +294,46 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def response_payload(
+    source: Source,
+    resp: httpx.Response,
+    *,
+    window: Window,
+    page: int,
+    meta: Mapping[str, Any],
+    body: bytes | None = None,
+    published_at: datetime | None = None,
+) -> RawPayload:
+    """The :class:`RawPayload` of one answer to ``source``: the one place a source client builds it.
+
+    The request is recorded redacted (:meth:`HttpClient.describe_request`), with the status and
+    ``content-type`` of the response.
+
+    Args:
+        source: the source fetching; the payload carries its ``name`` and dataset name.
+        resp: the final response of the request.
+        window, page, meta: what the payload covers and the source-specific facts its parser needs.
+        body: the bytes to keep, when they are not ``resp.content`` as sent (redacted of an echoed
+            secret, emptied for a missing-file marker).
+        published_at: the source's publication time of the bytes, where it states one.
+    """
+    url, params, headers = HttpClient.describe_request(resp)
+    return RawPayload(
+        source=source.name,
+        dataset=source.dataset.name,
+        body=resp.content if body is None else body,
+        url=url,
+        params=params,
+        headers=headers,
+        status=resp.status_code,
+        content_type=resp.headers.get("content-type"),
+        window=window,
+        page=page,
+        meta=meta,
+        published_at=published_at,
+    )
 
 
 @dataclass(frozen=True)

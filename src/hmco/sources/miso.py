@@ -27,7 +27,7 @@ from hmco.config import Settings
 from hmco.errors import AuthenticationError, PayloadError, RequestRejected, SchemaDriftError, SourceError
 from hmco.schemas import TS, conform, get_dataset
 from hmco.sources.base import RawPayload, Source, as_list, body_snippet, in_window
-from hmco.sources.http import HttpOptions, last_modified
+from hmco.sources.http import HttpOptions, last_modified, response_payload
 from hmco.windows import Window, floor_time
 
 __all__ = [
@@ -378,16 +378,9 @@ class MISO(Source):
         # per-feed pacing (≤ 1 request/min each), on top of the host's
         self._http.sub_pacer(feed, self.min_interval).wait()
         resp = self._http.get(FEED_PATH.format(feed=feed))
-        url, params, headers = self._http.describe_request(resp)
-        return RawPayload(
-            source=self.name,
-            dataset=self.dataset.name,
-            body=resp.content,
-            url=url,
-            params=params,
-            headers=headers,
-            status=resp.status_code,
-            content_type=resp.headers.get("content-type"),
+        return response_payload(
+            self,
+            resp,
             window=part,
             page=page,
             meta={"feed": feed, "interval_marks": INTERVAL_MARKS, "nodes": self.nodes},

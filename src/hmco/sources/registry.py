@@ -14,8 +14,9 @@ so ``import hmco.sources`` stays light. A source of your own joins with ``@regis
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hmco.errors import ConfigError
 
@@ -27,6 +28,7 @@ __all__ = [
     "SourceEntry",
     "get_source_class",
     "lazy_classes",
+    "lazy_getattr",
     "realtime_isos",
     "register_source",
     "source_entry",
@@ -137,3 +139,20 @@ def realtime_isos() -> dict[str, str]:
 def lazy_classes() -> dict[str, str]:
     """``class name → module`` of the built-in sources, for ``hmco.sources.<Class>``."""
     return {e.class_name: e.module for e in BUILTIN_SOURCES}
+
+
+def lazy_getattr(package: str, modules: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) that imports ``modules[name]`` when ``name`` is first asked for.
+
+    Only names the package does not define reach it: ``hmco.sources`` maps its source classes to their
+    modules, and a split source package (``hmco.sources.eia``) maps its ``__all__`` to its ``.client``,
+    so importing the package or its pure parser never loads an HTTP library.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = modules.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    return __getattr__

@@ -40,7 +40,7 @@ from hmco.errors import (
 )
 from hmco.schemas import TS, conform, get_dataset
 from hmco.sources.base import RawPayload, Source, as_list, body_snippet, in_window
-from hmco.sources.http import HttpOptions, last_modified
+from hmco.sources.http import HttpOptions, last_modified, response_payload
 from hmco.windows import Window, floor_time
 
 __all__ = [
@@ -353,20 +353,14 @@ class SPP(Source):
     def _fetch_file(self, path: str, window: Window, page: int) -> RawPayload:
         self._pacer.wait()
         resp = self._http.get(DOWNLOAD_PATH, params={"path": path})
-        url, params, headers = self._http.describe_request(resp)
         missing = resp.status_code == 404
-        return RawPayload(
-            source=self.name,
-            dataset=self.dataset.name,
-            body=b"" if missing else resp.content,
-            url=url,
-            params=params,
-            headers=headers,
-            status=resp.status_code,
-            content_type=resp.headers.get("content-type"),
+        return response_payload(
+            self,
+            resp,
             window=window,
             page=page,
             meta={"path": path, "missing": missing, "daily": self.use_daily_files, "nodes": self.nodes},
+            body=b"" if missing else resp.content,
             published_at=None if missing else last_modified(resp.headers),
         )
 

@@ -16,8 +16,7 @@ trade date has 276 five-minute intervals, the fall-back one 300 (``OPR_HR`` 25).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hmco.sources.caiso.parser import (
     COMPONENTS,
@@ -31,6 +30,7 @@ from hmco.sources.caiso.parser import (
     parse_oasis_lmp,
     parse_payload,
 )
+from hmco.sources.registry import lazy_getattr
 
 if TYPE_CHECKING:
     from hmco.sources.caiso.client import (
@@ -47,24 +47,6 @@ if TYPE_CHECKING:
         is_throttle_page,
         trade_date_window,
     )
-
-#: the I/O half loads on first use, so importing the pure parser never loads an HTTP library
-_CLIENT_NAMES = frozenset(
-    {
-        "CAISO",
-        "DEFAULT_BASE_URL",
-        "DEFAULT_NODES",
-        "GROUP_TYPES",
-        "MAX_NODES_PER_REQUEST",
-        "MAX_REQUEST_WINDOW",
-        "MIN_INTERVAL",
-        "PACIFIC",
-        "THROTTLE_MARKER",
-        "THROTTLE_RETRY_SECONDS",
-        "is_throttle_page",
-        "trade_date_window",
-    }
-)
 
 __all__ = [
     "CAISO",
@@ -91,8 +73,5 @@ __all__ = [
     "trade_date_window",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _CLIENT_NAMES:
-        return getattr(importlib.import_module("hmco.sources.caiso.client"), name)
-    raise AttributeError(f"module 'hmco.sources.caiso' has no attribute {name!r}")
+#: the client's names (those not defined above) load on first use: importing the parser loads no HTTP library
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(__all__, "hmco.sources.caiso.client"))

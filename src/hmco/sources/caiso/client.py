@@ -24,7 +24,7 @@ from hmco.sources.caiso.parser import (
     oasis_report_time,
     parse_payload,
 )
-from hmco.sources.http import HttpClient, HttpOptions, last_modified
+from hmco.sources.http import HttpClient, HttpOptions, last_modified, response_payload
 from hmco.windows import Window, as_utc, floor_time
 
 __all__ = [
@@ -209,16 +209,9 @@ class CAISO(Source):
         """
         for page, (chunk, params) in enumerate(self.requests_for(window)):
             resp, error = self._get(params)
-            url, sent_params, headers = self._http.describe_request(resp)
-            yield RawPayload(
-                source=self.name,
-                dataset=self.dataset.name,
-                body=resp.content,
-                url=url,
-                params=sent_params,
-                headers=headers,
-                status=resp.status_code,
-                content_type=resp.headers.get("content-type"),
+            yield response_payload(
+                self,
+                resp,
                 window=chunk,
                 page=page,
                 published_at=oasis_report_time(resp.content) or last_modified(resp.headers),

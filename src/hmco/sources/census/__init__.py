@@ -9,8 +9,7 @@ text on HTTP 400, an HTML "Invalid Key" page on HTTP 200, and an empty HTTP 204 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hmco.sources.census.parser import (
     ACS,
@@ -24,6 +23,7 @@ from hmco.sources.census.parser import (
     period_starts,
     vintage_from_url,
 )
+from hmco.sources.registry import lazy_getattr
 
 if TYPE_CHECKING:
     from hmco.sources.census.client import (
@@ -34,11 +34,6 @@ if TYPE_CHECKING:
         time_predicate,
         variable_chunks,
     )
-
-#: the I/O half loads on first use, so importing the pure parser never loads an HTTP library
-_CLIENT_NAMES = frozenset(
-    {"BASE_URL", "MAX_VARIABLES", "MIN_INTERVAL", "Census", "time_predicate", "variable_chunks"}
-)
 
 __all__ = [
     "ACS",
@@ -59,8 +54,5 @@ __all__ = [
     "vintage_from_url",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _CLIENT_NAMES:
-        return getattr(importlib.import_module("hmco.sources.census.client"), name)
-    raise AttributeError(f"module 'hmco.sources.census' has no attribute {name!r}")
+#: the client's names (those not defined above) load on first use: importing the parser loads no HTTP library
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(__all__, "hmco.sources.census.client"))

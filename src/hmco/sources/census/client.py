@@ -23,7 +23,7 @@ from hmco.sources.census.parser import (
     parse_timeseries,
     vintage_from_url,
 )
-from hmco.sources.http import HttpClient, HttpOptions
+from hmco.sources.http import HttpClient, HttpOptions, response_payload
 from hmco.windows import Window
 
 __all__ = ["BASE_URL", "MAX_VARIABLES", "MIN_INTERVAL", "Census", "time_predicate", "variable_chunks"]
@@ -215,27 +215,21 @@ class Census(Source):
         if self._key:
             params = [*params, ("key", self._key)]
         resp = http.get(path, params)
-        url, rparams, headers = http.describe_request(resp)
         location = resp.headers.get("location")
-        payload = RawPayload(
-            source=self.name,
-            dataset=self.dataset.name,
-            body=redact_bytes(resp.content),
-            url=url,
-            params=rparams,
-            headers=headers,
-            status=resp.status_code,
-            content_type=resp.headers.get("content-type"),
+        payload = response_payload(
+            self,
+            resp,
             window=window,
             page=page,
             meta={**meta, "location": location} if location else meta,
+            body=redact_bytes(resp.content),
         )
         yield payload
         check_census_response(
             payload.status,
             payload.content_type,
             payload.body,
-            url=url,
+            url=payload.url,
             dataset=self.dataset.name,
             location=location,
         )
@@ -244,7 +238,7 @@ class Census(Source):
                 "Census API matched no rows (HTTP 204) for this request; check geography and predicates",
                 source="census",
                 dataset=self.dataset.name,
-                url=url,
+                url=payload.url,
             )
 
     # ---- parse --------------------------------------------------------------------------------

@@ -20,8 +20,7 @@ of the trade date as well.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hmco.sources.eia.parser import (
     DEFAULT_SPOT_SERIES,
@@ -35,6 +34,7 @@ from hmco.sources.eia.parser import (
     read_page,
     spot_route_for,
 )
+from hmco.sources.registry import lazy_getattr
 
 if TYPE_CHECKING:
     from hmco.sources.eia.client import (
@@ -43,9 +43,6 @@ if TYPE_CHECKING:
         MAX_PAGE_LENGTH,
         MIN_INTERVAL,
     )
-
-#: the I/O half loads on first use, so importing the pure parser never loads an HTTP library
-_CLIENT_NAMES = frozenset({"DEFAULT_BASE_URL", "EIA", "MAX_PAGE_LENGTH", "MIN_INTERVAL"})
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -64,8 +61,5 @@ __all__ = [
     "spot_route_for",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _CLIENT_NAMES:
-        return getattr(importlib.import_module("hmco.sources.eia.client"), name)
-    raise AttributeError(f"module 'hmco.sources.eia' has no attribute {name!r}")
+#: the client's names (those not defined above) load on first use: importing the parser loads no HTTP library
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(__all__, "hmco.sources.eia.client"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ import pyarrow as pa
 from hmco.config import Settings
 from hmco.errors import AuthenticationError, ConfigError, NoData, PayloadError
 from hmco.redaction import redact_bytes
-from hmco.sources.base import RawPayload, Source, as_list, body_sha256, secret_value
+from hmco.sources.base import RawPayload, Source, as_list, secret_value
 from hmco.sources.eia.parser import (
     DEFAULT_SPOT_SERIES,
     REGISTER_URL,
@@ -31,7 +32,7 @@ from hmco.sources.eia.parser import (
     read_page,
     spot_route_for,
 )
-from hmco.sources.http import HttpOptions
+from hmco.sources.http import HttpOptions, response_payload
 from hmco.windows import Window
 
 __all__ = ["DEFAULT_BASE_URL", "EIA", "MAX_PAGE_LENGTH", "MIN_INTERVAL"]
@@ -198,31 +199,30 @@ class EIA(Source):
         while True:
             params = [*base_params, ("offset", str(offset)), ("length", str(self.page_length))]
             resp = self._http.get(path, [("api_key", self._api_key or ""), *params])
-            body = redact_bytes(resp.content)
-            url, rparams, headers = self._http.describe_request(resp)
-            ctx = {"source": self.name, "dataset": self.dataset.name, "url": url, "sha256": body_sha256(body)}
-            page, problem = self._judge(resp.status_code, body, ctx)
-            meta: dict[str, Any] = {"route": route, "offset": offset, "length": self.page_length}
+            payload = response_payload(
+                self,
+                resp,
+                window=window,
+                page=page_no,
+                meta={"route": route, "offset": offset, "length": self.page_length},
+                body=redact_bytes(resp.content),
+            )
+            ctx = {
+                "source": self.name,
+                "dataset": self.dataset.name,
+                "url": payload.url,
+                "sha256": payload.sha256,
+            }
+            page, problem = self._judge(payload.status, payload.body, ctx)
             if page is not None:
-                meta |= {
+                envelope = {
                     "rows": len(page.rows),
                     "total": page.total,
                     "api_version": page.api_version,
                     "warnings": [dict(w) for w in page.warnings],
                 }
-            yield RawPayload(
-                source=self.name,
-                dataset=self.dataset.name,
-                body=body,
-                url=url,
-                params=rparams,
-                headers=headers,
-                status=resp.status_code,
-                content_type=resp.headers.get("content-type"),
-                window=window,
-                page=page_no,
-                meta=meta,
-            )
+                payload = replace(payload, meta={**payload.meta, **envelope})
+            yield payload
             if problem is not None:
                 raise problem
             assert page is not None

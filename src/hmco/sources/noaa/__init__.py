@@ -8,8 +8,7 @@ whatever unit code the payload carries (``wmoUnit:`` today, ``unit:`` in older p
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hmco.sources.noaa.parser import (
     GHCND,
@@ -23,6 +22,7 @@ from hmco.sources.noaa.parser import (
     parse_ghcnd_daily,
     parse_observations,
 )
+from hmco.sources.registry import lazy_getattr
 
 if TYPE_CHECKING:
     from hmco.sources.noaa.client import (
@@ -35,20 +35,6 @@ if TYPE_CHECKING:
         WEATHER_MIN_INTERVAL,
         cdo_date_chunks,
     )
-
-#: the I/O half loads on first use, so importing the pure parser never loads an HTTP library
-_CLIENT_NAMES = frozenset(
-    {
-        "CDO_BASE_URL",
-        "CDO_MAX_LIMIT",
-        "CDO_MIN_INTERVAL",
-        "NOAA",
-        "WEATHER_BASE_URL",
-        "WEATHER_MAX_LIMIT",
-        "WEATHER_MIN_INTERVAL",
-        "cdo_date_chunks",
-    }
-)
 
 __all__ = [
     "CDO_BASE_URL",
@@ -71,8 +57,5 @@ __all__ = [
     "parse_observations",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _CLIENT_NAMES:
-        return getattr(importlib.import_module("hmco.sources.noaa.client"), name)
-    raise AttributeError(f"module 'hmco.sources.noaa' has no attribute {name!r}")
+#: the client's names (those not defined above) load on first use: importing the parser loads no HTTP library
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(__all__, "hmco.sources.noaa.client"))

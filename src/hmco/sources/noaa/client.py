@@ -17,7 +17,7 @@ from hmco.config import Settings
 from hmco.errors import AuthenticationError, ConfigError, RateLimited
 from hmco.redaction import redact_bytes
 from hmco.sources.base import RawPayload, Source, as_list, secret_value
-from hmco.sources.http import HttpClient, HttpOptions
+from hmco.sources.http import HttpClient, HttpOptions, response_payload
 from hmco.sources.noaa.parser import (
     GHCND,
     OBSERVATIONS,
@@ -220,18 +220,9 @@ class NOAA(Source):
                     resp = http.get("data", self._ghcnd_params(first, last, offset))
                 except RateLimited as exc:
                     raise _cdo_quota_error(exc) from None
-                url, params, headers = http.describe_request(resp)
-                ctype = resp.headers.get("content-type")
-                body = redact_bytes(resp.content)
-                yield RawPayload(
-                    source=self.name,
-                    dataset=GHCND,
-                    body=body,
-                    url=url,
-                    params=params,
-                    headers=headers,
-                    status=resp.status_code,
-                    content_type=ctype,
+                payload = response_payload(
+                    self,
+                    resp,
                     window=chunk,
                     page=page,
                     meta={
@@ -240,10 +231,12 @@ class NOAA(Source):
                         "startdate": str(first),
                         "enddate": str(last),
                     },
+                    body=redact_bytes(resp.content),
                 )
+                yield payload
                 # judged only after the yield, so an error answer reaches the raw archive first
-                check_cdo_response(resp.status_code, ctype, body, url=url)
-                count = 0 if resp.status_code == 204 else cdo_result_count(body, url=url)
+                check_cdo_response(payload.status, payload.content_type, payload.body, url=payload.url)
+                count = 0 if payload.status == 204 else cdo_result_count(payload.body, url=payload.url)
                 offset += self.page_size
                 page += 1
                 if offset > count:
@@ -262,24 +255,18 @@ class NOAA(Source):
             page = 0
             while True:
                 resp = http.get(path, params)
-                url, rparams, headers = http.describe_request(resp)
-                ctype = resp.headers.get("content-type")
-                body = redact_bytes(resp.content)
-                yield RawPayload(
-                    source=self.name,
-                    dataset=OBSERVATIONS,
-                    body=body,
-                    url=url,
-                    params=rparams,
-                    headers=headers,
-                    status=resp.status_code,
-                    content_type=ctype,
+                payload = response_payload(
+                    self,
+                    resp,
                     window=window,
                     page=page,
                     meta={"station": station},
+                    body=redact_bytes(resp.content),
                 )
-                check_weather_response(resp.status_code, ctype, body, url=url)  # after the yield, as above
-                n_features, next_url = observations_cursor(body, url=url)
+                yield payload
+                # judged after the yield, as above
+                check_weather_response(payload.status, payload.content_type, payload.body, url=payload.url)
+                n_features, next_url = observations_cursor(payload.body, url=payload.url)
                 if n_features == 0 or not next_url or next_url in seen:
                     break
                 seen.add(next_url)
