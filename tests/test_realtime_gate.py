@@ -174,7 +174,9 @@ def test_two_runners_sending_the_same_interval_resolve_to_the_newer_publication(
     for name in order:
         (report,) = runners[name].run_once()
         assert report.error is None and report.rows == 24
-    rows = sink.client.query(f"SELECT min(lmp), max(published_at), count() FROM {sink.layout.view}").result_rows
+    rows = sink.client.query(
+        f"SELECT min(lmp), max(published_at), count() FROM {sink.layout.view}"
+    ).result_rows
     low, published, count = rows[0]
     assert low == 35.0  # every row is the newer revision, whichever runner wrote last
     assert published.replace(tzinfo=UTC) == datetime(2026, 11, 27, 11, 2, tzinfo=UTC)
