@@ -6,15 +6,14 @@
 * ``test_sink_insert``: ``ClickHouseSink.write`` (conform, 500k-row chunks, SHA-256 dedup tokens) of N
   synthetic rt_lmp rows; ``test_raw_insert_ceiling``: the same Arrow data as one ``raw_insert … FORMAT
   Arrow`` per 500k rows with no conform/hash/token (the ceiling of clickhouse-connect into chdb).
-* ``test_end_to_end_latency``: an interval file appears in a replayed SPP feed -> runner poll -> row
-  visible through ``rt_lmp`` (FINAL view), reported in ``extra_info`` (seconds).
+
+Interval-to-queryable through the runner and its gate is ``bench_realtime.py``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 from hmco.clickhouse import ClickHouseLayout, connect_clickhouse, ensure_schema
 from hmco.schemas import TS, conform, get_dataset
 from hmco.sinks.clickhouse import DEFAULT_BATCH_ROWS, ClickHouseSink, _arrow_ipc
-from hmco.windows import Window, floor_time
+from hmco.windows import Window
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's tests.support helpers
 from tests.support.chdb import chdb_settings, unique_database
@@ -121,46 +120,3 @@ def test_raw_insert_ceiling(benchmark, data: pa.Table, fresh) -> None:
     stored = client.query(f"SELECT count() FROM {layout.store}").result_rows[0][0]
     assert stored == data.num_rows
     _report(benchmark, data, stored)
-
-
-def test_end_to_end_latency(benchmark, fresh) -> None:
-    from tests.support.replay import ReplayServer, Reply
-    from tests.test_realtime import DOWNLOAD, spp_csv
-
-    from hmco.compose.realtime import RealtimeRunner
-    from hmco.sources.http import HttpOptions
-    from hmco.sources.spp import SPP, interval_file_path
-
-    client, layout = fresh
-    sink = ClickHouseSink(client, layout)
-    end = floor_time(datetime.now(UTC), timedelta(minutes=5)) - timedelta(minutes=5)
-    latencies: list[float] = []
-    with ReplayServer() as replay:
-        source = SPP(
-            settings=chdb_settings(),
-            base_url=replay.url + "/file-browser-api",
-            http=HttpOptions(min_interval=0.0, sleep=lambda s: None, clock=lambda: 0.0),
-        )
-        runner = RealtimeRunner([source], sink, clock=lambda: end + timedelta(minutes=3))
-        runner.run_once()  # first poll on an empty table: sets up clients and caches
-
-        def one_interval() -> None:
-            nonlocal end
-            end += timedelta(minutes=5)
-            appeared = time.perf_counter()
-            replay.add(DOWNLOAD, Reply(200, spp_csv(end, 30.0), content_type="text/csv"),
-                       match={"path": interval_file_path(end)})  # fmt: skip
-            runner.run_once(end + timedelta(minutes=3), force=True)
-            visible = client.query(
-                f"SELECT count() FROM {layout.view} WHERE interval_end = {{e:DateTime64(6, 'UTC')}}",
-                parameters={"e": end.replace(tzinfo=None)},
-            ).result_rows[0][0]
-            assert visible == 2
-            latencies.append(time.perf_counter() - appeared)
-
-        benchmark.pedantic(one_interval, rounds=10, iterations=1)
-    benchmark.extra_info.update(
-        e2e_latency_s_median=round(float(np.median(latencies)), 4),
-        e2e_latency_s_max=round(max(latencies), 4),
-        sla_s=600,
-    )

@@ -40,6 +40,9 @@ def replay() -> Iterator[ReplayServer]:
 
 from tests.support.servers import S3_KEY, S3_SECRET, Postgres, SeaweedFS  # noqa: E402
 
+# The Trino server (session-scoped, ~2 GB): registered here once, so every module shares one server.
+from tests.support.trino_fixtures import trino_lake  # noqa: E402, F401
+
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:

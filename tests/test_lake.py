@@ -40,13 +40,15 @@ def test_tier_buckets_exist_on_s3(cluster_settings: Settings) -> None:
     prefix = cluster_settings.storage_prefix
     assert lake.tier_location("curated") == f"s3://hmco-curated/{prefix}"
     assert lake.table("rt_lmp").location() == f"s3://hmco-curated/{prefix}/rt_lmp"
-    assert lake.lifecycle_rules()["hmco-raw"]["Rules"][0]["Filter"] == {"Prefix": prefix}
+    assert lake.lifecycle_rules()["hmco-raw"]["Rules"][0]["Filter"] == {"Prefix": f"{prefix}/payloads/"}
 
 
-def test_lifecycle_rules_expire_each_bucket_after_its_retention(lake: Lake) -> None:
+def test_lifecycle_rules_expire_only_the_raw_archive_after_its_retention(lake: Lake) -> None:
+    """Object expiry only for raw payloads: the other tiers hold Iceberg tables (their retention runs
+    inside Iceberg, hmco.maintenance.retention), whose live files can be of any age."""
     rules = lake.lifecycle_rules()
+    assert list(rules) == [lake.bucket("raw")]
     assert rules[lake.bucket("raw")]["Rules"][0]["Expiration"] == {"Days": 30}
-    assert rules[lake.bucket("curated")]["Rules"][0]["Expiration"] == {"Days": 1825}
 
 
 def test_table_is_created_from_the_canonical_schema(lake: Lake) -> None:

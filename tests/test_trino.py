@@ -22,7 +22,7 @@ from hmco.query.lake import LakeSQL
 from hmco.query.trino import TrinoSQL, arrow_type
 from hmco.sources.synthetic import SyntheticEIADailyFuel, SyntheticISO
 from hmco.windows import Window, floor_time
-from tests.support.trino_fixtures import TrinoLake, trino_lake  # noqa: F401  (fixture)
+from tests.support.trino_fixtures import TrinoLake
 
 NODES = 12
 ISOS = ("CAISO", "MISO")
@@ -37,7 +37,7 @@ class Written:
 
 
 @pytest.fixture(scope="module")
-def written(trino_lake: TrinoLake) -> Written:  # noqa: F811
+def written(trino_lake: TrinoLake) -> Written:
     """eia_daily_fuel for the 10 days before today and rt_lmp (2 ISOs × 2 days) written through hmco."""
     lake, settings = trino_lake.lake, trino_lake.settings
     today = floor_time(datetime.now(UTC), timedelta(days=1))
