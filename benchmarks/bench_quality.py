@@ -70,7 +70,9 @@ def test_baseline_arrow_to_pandas_1m_rows(benchmark: Any, batch: pa.Table) -> No
 
 def test_baseline_continuity_alone_1m_rows(benchmark: Any, batch: pa.Table) -> None:
     exp = default_suite("rt_lmp").get("continuity")
-    outcome = benchmark.pedantic(check_continuity, args=(batch, exp, CheckContext(window=DAY)), rounds=ROUNDS, iterations=1)
+    outcome = benchmark.pedantic(
+        check_continuity, args=(batch, exp, CheckContext(window=DAY)), rounds=ROUNDS, iterations=1
+    )
     assert outcome.success and outcome.details["series_checked"] == NODES
     _info(benchmark, batch)
 

@@ -21,13 +21,13 @@ if str(_REPO) not in sys.path:  # ``tests.*`` helpers are imported by package na
 # benchmark knobs (HMCO_BENCH_*) that bench_*.py modules read at import time.
 _knobs = {k: v for k, v in os.environ.items() if k.startswith("HMCO_BENCH")}
 
-from tests.conftest import cluster_settings, postgres, seaweed, settings  # noqa: E402
+from tests.conftest import cluster_settings, postgres, seaweed, settings, trino_lake  # noqa: E402
 
 from hmco.config import Settings  # noqa: E402
 
 os.environ.update(_knobs)
 
-__all__ = ["bench_settings", "cluster_settings", "postgres", "seaweed", "settings"]
+__all__ = ["bench_settings", "cluster_settings", "postgres", "seaweed", "settings", "trino_lake"]
 
 
 @pytest.fixture

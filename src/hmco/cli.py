@@ -153,6 +153,31 @@ def cmd_freshness(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def cmd_maintain(args: argparse.Namespace) -> int:
+    from hmco.lake import Lake
+    from hmco.maintenance import ACTIONS, maintain
+
+    report = maintain(
+        Lake(_settings(args)),
+        datasets=args.table or None,
+        tiers=args.tier or None,
+        actions=args.action or ACTIONS,
+        dry_run=args.dry_run,
+        engine=args.engine,
+    )
+    print(json.dumps(report.to_dict(), default=str, indent=2) if args.json else report)
+    if args.metrics:
+        from prometheus_client import CollectorRegistry, write_to_textfile
+
+        from hmco.monitoring.metrics import metrics_for
+
+        registry = CollectorRegistry()
+        for action in report.actions:
+            metrics_for(registry).record_maintenance(action)
+        write_to_textfile(args.metrics, registry)
+    return report.exit_code
+
+
 def cmd_rt(args: argparse.Namespace) -> int:
     from hmco.clickhouse import connect_clickhouse, ensure_schema, layout_from_settings
 
@@ -268,6 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-gate", action="store_true", help="run: write WITHOUT the quality gate (warns)")
     p.set_defaults(func=cmd_rt)
+
+    from hmco.maintenance import ACTIONS
+
+    p = sub.add_parser("maintain", help="Iceberg upkeep and tier retention (exit 1 if an action failed)")
+    p.add_argument(
+        "--table", action="append", help="dataset whose tables to maintain (repeatable; default all)"
+    )
+    p.add_argument("--tier", action="append", help="tier to maintain (repeatable; default all)")
+    p.add_argument(
+        "--action", action="append", choices=ACTIONS, help="action to run (repeatable; default all)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    p.add_argument("--engine", choices=["local", "trino"], default="local", help="run on pyiceberg or Trino")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--metrics", help="write Prometheus metrics to this textfile (node-exporter collector)")
+    p.set_defaults(func=cmd_maintain)
 
     p = sub.add_parser("archive", help="list archived raw payloads, or replay one through its parser")
     p.add_argument("--source")

@@ -184,6 +184,14 @@ def _properties(values: Mapping[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in values.items())
 
 
+#: Iceberg maintenance in tests: Trino refuses ``expire_snapshots``/``remove_orphan_files`` with a
+#: retention below these minimums (7 days by default); tests expire and sweep what they just wrote.
+MAINTENANCE_TEST_PROPERTIES = {
+    "iceberg.expire-snapshots.min-retention": "0s",
+    "iceberg.remove-orphan-files.min-retention": "0s",
+}
+
+
 def jdbc_catalog(
     *, host: str, port: int, database: str, catalog_name: str, warehouse: str, user: str = "postgres"
 ) -> dict[str, str]:
@@ -198,6 +206,7 @@ def jdbc_catalog(
         "iceberg.jdbc-catalog.default-warehouse-dir": warehouse,
         # Trino does not create the catalog tables: pyiceberg's SqlCatalog must have made them first (its
         # iceberg_tables/iceberg_namespace_properties match Iceberg's JDBC schema V1, Trino's default).
+        **MAINTENANCE_TEST_PROPERTIES,
     }
 
 

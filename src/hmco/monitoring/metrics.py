@@ -1,4 +1,4 @@
-"""Prometheus metrics of the quality gate and of freshness checks.
+"""Prometheus metrics of the quality gate, of freshness checks and of lake upkeep.
 
 ==========================================  =========  =================================================
 metric                                      type       labels
@@ -10,6 +10,11 @@ metric                                      type       labels
 ``hmco_freshness_ok``                       gauge      dataset, target (1 fresh, 0 stale/empty)
 ``hmco_freshness_newest_timestamp_seconds`` gauge      dataset, target
 ``hmco_freshness_sla_seconds``              gauge      dataset, target
+``hmco_maintenance_last_run_timestamp_seconds``  gauge  table, action (Unix time of the last run)
+``hmco_maintenance_duration_seconds``       gauge      table, action (the last run's)
+``hmco_maintenance_files_removed_total``    counter    table, action
+``hmco_maintenance_bytes_removed_total``    counter    table, action
+``hmco_maintenance_failures_total``         counter    table, action
 ==========================================  =========  =================================================
 
 Prometheus refuses to register a metric name twice in one registry, so :func:`metrics_for` keeps one
@@ -17,7 +22,8 @@ Prometheus refuses to register a metric name twice in one registry, so :func:`me
 
 Monitoring sits below the packages it measures and imports none of them: it records anything shaped
 like a gate verdict (:class:`GateVerdict`, e.g. :class:`hmco.quality.GateResult`) or a freshness
-reading (:class:`FreshnessReading`, e.g. :class:`hmco.quality.FreshnessStatus`).
+reading (:class:`FreshnessReading`, e.g. :class:`hmco.quality.FreshnessStatus`) or an upkeep action
+(:class:`MaintenanceAction`, e.g. :class:`hmco.maintenance.ActionReport`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ __all__ = [
     "FreshnessReading",
     "GateVerdict",
     "HmcoMetrics",
+    "MaintenanceAction",
     "gate_outcome",
     "metrics_for",
 ]
@@ -83,6 +90,23 @@ class FreshnessReading(Protocol):
     def lag(self) -> timedelta: ...
 
 
+class MaintenanceAction(Protocol):
+    """One upkeep action on one table, as :class:`hmco.maintenance.ActionReport` reports it."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def table(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def removed_files(self) -> int: ...
+    @property
+    def removed_bytes(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+
+
 _lock = threading.Lock()
 _by_registry: dict[int, HmcoMetrics] = {}
 
@@ -128,6 +152,38 @@ class HmcoMetrics:
         self.freshness_sla = Gauge(
             "hmco_freshness_sla_seconds", "The SLA (plus publication lag) in seconds", labels, registry=reg
         )
+
+        upkeep = ["table", "action"]
+        self.maintenance_last_run = Gauge(
+            "hmco_maintenance_last_run_timestamp_seconds",
+            "Unix time an upkeep action last ran on a table",
+            upkeep,
+            registry=reg,
+        )
+        self.maintenance_duration = Gauge(
+            "hmco_maintenance_duration_seconds", "Seconds the last upkeep action took", upkeep, registry=reg
+        )
+        self.maintenance_files_removed = Counter(
+            "hmco_maintenance_files_removed", "Files removed from storage by upkeep", upkeep, registry=reg
+        )
+        self.maintenance_bytes_removed = Counter(
+            "hmco_maintenance_bytes_removed", "Bytes removed from storage by upkeep", upkeep, registry=reg
+        )
+        self.maintenance_failures = Counter(
+            "hmco_maintenance_failures", "Upkeep actions that failed", upkeep, registry=reg
+        )
+
+    def record_maintenance(self, action: MaintenanceAction, *, at: datetime | None = None) -> None:
+        """Record one upkeep action: when it ran, how long, what it removed, whether it failed."""
+        labels = {"table": action.table, "action": action.action}
+        when = at or datetime.now().astimezone()
+        self.maintenance_last_run.labels(**labels).set(when.timestamp())
+        self.maintenance_duration.labels(**labels).set(action.seconds)
+        self.maintenance_files_removed.labels(**labels).inc(action.removed_files)
+        self.maintenance_bytes_removed.labels(**labels).inc(action.removed_bytes)
+        failures = self.maintenance_failures.labels(**labels)  # present (0) once a table has been maintained
+        if not action.ok:
+            failures.inc()
 
     def record_gate(self, result: GateVerdict) -> str:
         """Count one gate verdict and its failed expectations; returns the outcome label."""
