@@ -1,7 +1,8 @@
 """The lake: four tiers (raw, staged, curated, ml), each a bucket and an Iceberg namespace.
 
-Tier retention is data (:data:`~hmco.lake.tiers.TIERS`), rendered as S3 lifecycle rules by
-:meth:`Lake.lifecycle_rules`. Tables are created from the canonical schemas on first use, with the
+Tier retention is data (:data:`~hmco.lake.tiers.TIERS`): the raw tier's payload archive gets an S3
+lifecycle rule (:meth:`Lake.lifecycle_rules`); the tiers holding Iceberg tables never do — their
+retention runs inside Iceberg (:mod:`hmco.maintenance.retention`). Tables are created from the canonical schemas on first use, with the
 dataset's partitioning, sort order, identifier (primary-key) fields and hmco's table properties.
 Creation is safe under races between processes, and never starts a second metadata chain where a
 table's metadata already exists (a lost catalog): such a table is found and re-registered.
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["TABLE_PROPERTIES", "TIERS", "WATERMARK_PREFIX", "Lake", "LakeState", "Tier", "TierName", "tier"]
 
 log = get_logger("hmco.lake")
+
+#: The bucket of backups and their records (beside the four tier buckets, never one of them).
+BACKUP_BUCKET = "hmco-backups"
 
 _METADATA_FILE = re.compile(r"^(\d+)-[0-9a-fA-F-]+\.metadata\.json$")
 
@@ -95,6 +99,14 @@ class Lake:
         """The bucket of a tier (``hmco-raw`` …, with the configured prefix)."""
         return self.settings.bucket_prefix + tier(name).bucket
 
+    def backup_location(self) -> str:
+        """Where backups and their records live: ``s3://<prefix>hmco-backups[/<storage prefix>]`` on S3,
+        ``<HMCO_HOME>/backups`` locally. Never inside a tier, so tier upkeep never touches it."""
+        if self.is_local:
+            return (self.settings.home_dir / "backups").as_uri()
+        prefix = self.settings.storage_prefix.strip("/")
+        return f"s3://{self.settings.bucket_prefix}{BACKUP_BUCKET}" + (f"/{prefix}" if prefix else "")
+
     def storage_location(self, name: str) -> str:
         """A location for non-Iceberg files of a tier (raw payloads, quality results)."""
         loc = self.tier_location(name)
@@ -148,22 +160,100 @@ class Lake:
                 created.append(t.namespace)
         return created
 
-    def lifecycle_rules(self) -> dict[str, dict[str, Any]]:
-        """S3 lifecycle configurations, one per tier bucket, expiring objects after the tier's retention."""
+    def lifecycle_rules(self, archive_prefix: str = "payloads") -> dict[str, dict[str, Any]]:
+        """The S3 lifecycle configuration of the raw tier's bucket: payloads expire after raw's retention.
+
+        Only the raw tier gets a rule, scoped to its payload archive (``<storage prefix>/payloads/``):
+        the other tiers hold Iceberg tables, whose files live as long as a snapshot references them,
+        whatever their age, so object expiry there would break live tables (their retention runs
+        inside Iceberg: :func:`hmco.maintenance.retention.apply_retention`). Nothing is rendered when
+        the raw bucket is also another tier's bucket.
+        """
+        raw = tier("raw")
+        bucket = self.bucket(raw.name)
+        if any(self.bucket(t.name) == bucket for t in TIERS.values() if t.name != raw.name):
+            return {}
+        storage = self.settings.storage_prefix.strip("/")
+        prefix = "/".join(p for p in (storage, archive_prefix.strip("/")) if p) + "/"
+        rule_id = f"hmco-{raw.name}-retention" + (f"-{storage}" if storage else "")
         return {
-            self.bucket(t.name): {
+            bucket: {
                 "Rules": [
                     {
-                        "ID": f"hmco-{t.name}-retention",
+                        "ID": rule_id[:255],
                         "Status": "Enabled",
-                        "Filter": {"Prefix": self.settings.storage_prefix.strip("/")},
-                        "Expiration": {"Days": t.retention.days},
+                        "Filter": {"Prefix": prefix},
+                        "Expiration": {"Days": raw.retention.days},
                         "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
                     }
                 ]
             }
-            for t in TIERS.values()
         }
+
+    def apply_lifecycle_rules(self, bucket: str | None = None) -> dict[str, Any]:
+        """Put :meth:`lifecycle_rules` on ``bucket`` (default: the raw bucket); returns the configuration put.
+
+        Rules of other prefixes (other environments sharing the bucket) are kept; this lake's rule is
+        replaced. Object expiry is refused on any bucket that holds Iceberg tables.
+
+        Raises:
+            LakeStateError: ``bucket`` is a staged/curated/ml bucket, or holds the catalog's warehouse
+                or any table this lake's catalog knows (expiry would delete files live snapshots read).
+            ConfigError: the lake is on local files (nothing to put a rule on: sweep the archive).
+        """
+        target = bucket or self.bucket("raw")
+        why = "expiring objects by age deletes data and metadata files that live snapshots still reference"
+        for t in TIERS.values():
+            if t.name != "raw" and self.bucket(t.name) == target:
+                raise LakeStateError(
+                    f"refusing an object-expiry rule on bucket {target!r}: it holds the Iceberg tables of "
+                    f"the {t.name} tier and {why}; {t.name} retention runs inside Iceberg (apply_retention)"
+                )
+        if self.is_local:
+            raise ConfigError(
+                "the lake is on local files: there is no bucket for a lifecycle rule; "
+                "sweep the raw archive instead (hmco.maintenance.retention.sweep_raw)"
+            )
+        rules = self.lifecycle_rules().get(target)
+        if rules is None:
+            raise LakeStateError(f"no lifecycle rule applies to bucket {target!r}: only the raw tier has one")
+        warehouse = self.settings.catalog.warehouse or ""
+        holders = [f"the catalog's warehouse {warehouse}"] if warehouse.startswith(f"s3://{target}") else []
+        for ns in self.catalog.list_namespaces():
+            for ident in self.catalog.list_tables(ns):
+                location = self.catalog.load_table(ident).location()
+                if location.split("://", 1)[-1].split("/", 1)[0] == target:
+                    holders.append(f"table {'.'.join(ident)} at {location}")
+        if holders:
+            raise LakeStateError(
+                f"refusing an object-expiry rule on bucket {target!r}: it holds Iceberg data "
+                f"({'; '.join(holders[:5])}) and {why}"
+            )
+        import botocore.session
+        from botocore.config import Config
+        from botocore.exceptions import ClientError
+
+        s3 = self.settings.s3
+        client = botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=s3.endpoint or None,
+            region_name=s3.region,
+            aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
+            aws_secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
+            aws_session_token=s3.session_token.get_secret_value() if s3.session_token else None,
+            config=Config(s3={"addressing_style": "path" if s3.path_style else "virtual"}),
+        )
+        try:
+            existing = client.get_bucket_lifecycle_configuration(Bucket=target).get("Rules", [])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+                raise
+            existing = []
+        ours = {r["ID"] for r in rules["Rules"]}
+        config = {"Rules": [r for r in existing if r.get("ID") not in ours] + rules["Rules"]}
+        client.put_bucket_lifecycle_configuration(Bucket=target, LifecycleConfiguration=config)
+        log.info("lifecycle rule %s put on bucket %s", ", ".join(sorted(ours)), target)
+        return rules
 
     # --- tables ----------------------------------------------------------------------------------
 
