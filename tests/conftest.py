@@ -60,6 +60,37 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def seaweed_dr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A second SeaweedFS: the DR site (its own S3 endpoint and REST catalog, other free ports).
+
+    ``hmco-curated`` is also one of its S3 Tables buckets, so its REST catalog can hold the curated
+    tier's tables at their replicated locations (SeaweedFS confines a table to its table bucket).
+    """
+    from pyiceberg.catalog.rest import RestCatalog
+
+    from tests.support.servers import _wait
+
+    server = SeaweedFS(
+        tmp_path_factory.mktemp("seaweed-dr"), table_bucket="iceberg-tables,hmco-curated"
+    ).start()
+
+    def curated_table_bucket() -> bool:  # created just after start: a plain bucket must not take the name
+        catalog = RestCatalog(
+            "dr-probe",
+            uri=server.rest_uri,
+            credential=f"{S3_KEY}:{S3_SECRET}",
+            warehouse="s3://hmco-curated/",
+            **{"s3.endpoint": server.endpoint, "s3.region": "us-east-1"},
+        )
+        catalog.list_namespaces()
+        return True
+
+    _wait(curated_table_bucket, "the DR site's hmco-curated table bucket")
+    yield server
+    server.stop()
+
+
 _counter = iter(range(1_000_000))
 
 

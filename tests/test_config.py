@@ -115,3 +115,13 @@ def test_no_settings_section_prints_a_secret(section: type[BaseModel], values: d
     text = repr(obj) + str(obj)
     assert "sec-00" not in text
     assert "***" in text or "**********" in text
+
+
+def test_the_dr_site_is_configured_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HMCO_DR__S3__ENDPOINT", "http://127.0.0.1:18333")
+    monkeypatch.setenv("HMCO_DR__S3__SECRET_ACCESS_KEY", "dr-secret-value")
+    settings = Settings.load(home=tmp_path)
+    assert settings.dr.s3 is not None and settings.dr.s3.endpoint == "http://127.0.0.1:18333"
+    assert "dr-secret-value" not in repr(settings) and "dr-secret-value" not in str(settings.dr)

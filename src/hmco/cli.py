@@ -239,6 +239,226 @@ def _run_realtime(settings, args: argparse.Namespace) -> int:  # type: ignore[no
     return 0
 
 
+# --- backups, restores, DR -------------------------------------------------------------------------
+
+BACKUP_STORES = ("clickhouse", "catalog", "lake")
+
+
+def _dr_lake(args: argparse.Namespace, primary):  # type: ignore[no-untyped-def]
+    """The DR site's lake: ``--dr-profile`` (a whole profile), or ``--dr-endpoint`` (the primary's buckets,
+    prefix and S3 credentials at another endpoint, with a SQLite catalog under ``<home>/dr``)."""
+    from hmco.config import Settings
+    from hmco.lake import Lake
+
+    if args.dr_profile:
+        return Lake(Settings.load(profile_file=args.dr_profile))
+    dr = primary.settings.dr
+    endpoint = args.dr_endpoint or (dr.s3.endpoint if dr.s3 is not None else None)
+    if not endpoint:
+        raise ConfigError(
+            "the DR site is not configured: set HMCO_DR__S3__ENDPOINT, or pass --dr-profile FILE or --dr-endpoint URL"
+        )
+    s3 = dr.s3 if dr.s3 is not None and dr.s3.access_key_id is not None else primary.settings.s3
+    catalog = dr.catalog.model_dump() if dr.catalog is not None else {"type": "sqlite"}
+    return Lake(
+        Settings.load(
+            profile="local",
+            home=primary.settings.home_dir / "dr",
+            catalog=catalog,
+            bucket_prefix=primary.settings.bucket_prefix,
+            storage_prefix=primary.settings.storage_prefix,
+            s3={
+                "endpoint": endpoint,
+                "access_key_id": s3.access_key_id,
+                "secret_access_key": s3.secret_access_key,
+                "region": s3.region,
+                "path_style": s3.path_style,
+            },
+        )
+    )
+
+
+def _clickhouse_backups(settings):  # type: ignore[no-untyped-def]
+    from hmco.clickhouse import connect_clickhouse, layout_from_settings
+    from hmco.lake import Lake
+    from hmco.maintenance.clickhouse_backup import ClickHouseBackups
+
+    return ClickHouseBackups.for_lake(
+        connect_clickhouse(settings), layout_from_settings(settings), Lake(settings)
+    )
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from hmco.lake import Lake
+    from hmco.maintenance.backup_records import BackupCatalog
+
+    settings = _settings(args)
+    lake = Lake(settings)
+    if args.action == "status":
+        return _backup_status(args, BackupCatalog(lake))
+    stores = BACKUP_STORES if args.store == "all" else (args.store,)
+    taken = []
+    if "catalog" in stores:
+        from hmco.maintenance.catalog_backup import backup_catalog, export_metadata
+
+        if settings.catalog.type != "rest":
+            taken.append(backup_catalog(lake))
+        taken.append(export_metadata(lake))
+    if "clickhouse" in stores:
+        backups = _clickhouse_backups(settings)
+        taken.append(backups.incremental() if args.kind == "incremental" else backups.full())
+    if "lake" in stores:
+        from hmco.maintenance.replication import replicate
+
+        if args.store == "all" and not (args.dr_profile or args.dr_endpoint):
+            print(
+                "lake        skipped: no DR site configured (--dr-profile / --dr-endpoint)", file=sys.stderr
+            )
+        else:
+            report = replicate(lake, _dr_lake(args, lake), include_backups=True)
+            print(report)
+            if report.record is not None:
+                taken.append(report.record)
+    for record in taken:
+        print(
+            f"{record.store:11} {record.kind:15} {record.id}  {record.size:,} bytes  "
+            f"restore point {record.restore_point:%Y-%m-%d %H:%M:%S}Z  {record.location}"
+        )
+    return 0
+
+
+def _backup_status(args: argparse.Namespace, catalog) -> int:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from hmco.windows import as_utc
+
+    now = as_utc(args.now) if args.now else None
+    statuses = catalog.status(args.only or BACKUP_STORES, now=now, rpo=timedelta(minutes=args.rpo_minutes))
+    for status in statuses:
+        print(status)
+    if args.metrics:
+        from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+        registry = CollectorRegistry()
+        age = Gauge(
+            "hmco_backup_age_seconds",
+            "Age of the newest restorable backup of a store (+Inf when there is none)",
+            ["store"],
+            registry=registry,
+        )
+        ok = Gauge(
+            "hmco_backup_ok",
+            "1 when the store's newest backup is within the RPO",
+            ["store"],
+            registry=registry,
+        )
+        for status in statuses:
+            age.labels(status.store).set(float("inf") if status.age is None else status.age.total_seconds())
+            ok.labels(status.store).set(1 if status.ok else 0)
+        write_to_textfile(args.metrics, registry)
+    return 0 if all(s.ok for s in statuses) else 1
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.store == "catalog":
+        from hmco.lake import Lake
+        from hmco.maintenance.catalog_backup import restore_catalog_dump
+
+        lake = Lake(settings)
+        target = args.target
+        if target is None:
+            if settings.catalog.type == "sql":
+                target = settings.catalog.uri
+            elif settings.catalog.type == "sqlite":
+                from hmco.maintenance.drill import sqlite_catalog_file
+
+                target = sqlite_catalog_file(lake)
+            else:
+                raise ConfigError("a REST catalog is restored with an import of a metadata export")
+        print(
+            restore_catalog_dump(
+                lake, args.backup, target, password=settings.catalog.password, force=args.force
+            )
+        )
+        return 0
+    import dataclasses
+
+    backups = _clickhouse_backups(settings)
+    if args.table:
+        report = backups.restore_table(args.table, args.backup, as_table=args.as_table, force=args.force)
+    else:
+        into = dataclasses.replace(backups.layout, database=args.database) if args.database else None
+        report = backups.restore(args.backup, into=into, force=args.force)
+    print(f"restored ClickHouse backup {report.backup_id} ({' <- '.join(report.chain)}): {report.rows}")
+    return 0
+
+
+def cmd_dr(args: argparse.Namespace) -> int:
+    from hmco.clickhouse import connect_clickhouse, layout_from_settings
+    from hmco.lake import Lake
+    from hmco.maintenance.drill import run_drill
+
+    if not args.yes:
+        raise ConfigError(
+            "the drill DROPS the catalog database, the ClickHouse database and a tier's objects before it "
+            "restores them: run it on a drill environment and confirm with --yes"
+        )
+    settings = _settings(args)
+    lake = Lake(settings)
+    report = run_drill(
+        lake,
+        _dr_lake(args, lake),
+        connect_clickhouse(settings),
+        layout_from_settings(settings),
+        tier=args.tier,
+        say=(lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _: None),
+    )
+    print(report.to_json() if args.json else report)
+    return report.exit_code
+
+
+def _add_dr_site(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dr-profile", help="YAML profile of the DR site (same buckets, another S3 endpoint)")
+    p.add_argument("--dr-endpoint", help="the DR site's S3 endpoint (the primary's buckets and credentials)")
+
+
+def _add_backup_parsers(sub) -> None:  # type: ignore[no-untyped-def]
+    p = sub.add_parser("backup", help="take backups, or show the newest restorable point per store")
+    actions = p.add_subparsers(dest="action", required=True)
+    run = actions.add_parser("run", help="back up ClickHouse, the catalog, the lake (to the DR site) or all")
+    run.add_argument("store", nargs="?", choices=[*BACKUP_STORES, "all"], default="all")
+    run.add_argument("--kind", choices=["full", "incremental"], default="full", help="ClickHouse backup kind")
+    _add_dr_site(run)
+    run.set_defaults(func=cmd_backup)
+    status = actions.add_parser("status", help="newest restorable point per store vs the RPO (exit 1 if red)")
+    status.add_argument("--store", dest="only", action="append", choices=BACKUP_STORES, help="(repeatable)")
+    status.add_argument("--rpo-minutes", type=float, default=30.0)
+    status.add_argument("--now", help="check as of this instant (ISO 8601; default now)")
+    status.add_argument(
+        "--metrics", help="write Prometheus gauges to this textfile (node-exporter collector)"
+    )
+    status.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore the catalog or ClickHouse from a recorded backup")
+    p.add_argument("store", choices=["catalog", "clickhouse"])
+    p.add_argument("--backup", required=True, help="the backup id (see `hmco backup status` / the records)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty target")
+    p.add_argument("--target", help="catalog: database URL or SQLite file (default: the configured catalog)")
+    p.add_argument("--database", help="clickhouse: restore the store into this database")
+    p.add_argument("--table", help="clickhouse: restore only this table of the backup")
+    p.add_argument("--as-table", help="clickhouse --table: restore it under this name ([db.]name)")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("dr", help="disaster recovery: the drill")
+    p.add_argument("action", choices=["drill"])
+    _add_dr_site(p)
+    p.add_argument("--tier", default="curated", help="the tier whose objects are destroyed and restored")
+    p.add_argument("--yes", action="store_true", help="confirm: the drill destroys before it restores")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hmco", description="HMCo energy-market lakehouse SDK")
     parser.add_argument("--profile", help="YAML profile file (else HMCO_PROFILE_FILE / HMCO_* variables)")
@@ -316,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", metavar="KEY", help="parse an archived payload again and show the rows")
     p.add_argument("--limit", type=int, default=10)
     p.set_defaults(func=cmd_archive)
+
+    _add_backup_parsers(sub)
     return parser
 
 

@@ -139,6 +139,17 @@ class SourceCredentials(_Section):
     user_agent: str = "hmco (data-eng@254carbon.com)"
 
 
+class DRSettings(_Section):
+    """The disaster-recovery site: another S3 endpoint holding the same bucket names, and its catalog.
+
+    ``HMCO_DR__S3__ENDPOINT`` (and ``HMCO_DR__S3__ACCESS_KEY_ID`` …) name it; without its own keys the
+    primary's are used. Its catalog defaults to a SQLite file under ``HMCO_HOME/dr``.
+    """
+
+    s3: S3Settings | None = None
+    catalog: CatalogSettings | None = None
+
+
 class Settings(BaseSettings):
     """All of hmco's configuration; ``Settings.load()`` is the usual entry point."""
 
@@ -156,6 +167,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     trino: TrinoSettings = Field(default_factory=TrinoSettings)
     sources: SourceCredentials = Field(default_factory=SourceCredentials)
+    dr: DRSettings = Field(default_factory=DRSettings)
     bucket_prefix: str = Field("", description="prefix of the tier bucket names (e.g. per environment)")
     storage_prefix: str = Field(
         "", description="key prefix inside every tier bucket (environments sharing buckets)"

@@ -20,6 +20,12 @@
     │   ├── CommitConflict      [T]   a concurrent writer won; the commit can be retried
     │   └── SinkUnavailable     [T]   a store (ClickHouse, S3) stayed unreachable through every retry
     ├── LakeStateError                the lake's own state is inconsistent (orphaned table metadata …)
+    ├── BackupError                   a backup could not be taken, verified, replicated or restored
+    │   ├── BackupFailed              taking it failed; nothing was recorded
+    │   ├── BackupUnusable            missing, partial or corrupt (names the backup and object)
+    │   ├── RestoreFailed             the restore itself failed; nothing half-restored is left
+    │   ├── RestoreTargetNotEmpty     the target holds data: pass force to replace it
+    │   └── ReplicationError          a copy to the DR site could not be completed or verified
     ├── QualityError                  quality checks could not pass a batch
     │   └── QualityGateFailed         a batch failed error-level expectations; nothing was published
     └── PipelineError                 a run failed; carries the per-window report
@@ -40,6 +46,9 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "BackupError",
+    "BackupFailed",
+    "BackupUnusable",
     "CommitConflict",
     "ConfigError",
     "HmcoError",
@@ -52,7 +61,10 @@ __all__ = [
     "QualityError",
     "QualityGateFailed",
     "RateLimited",
+    "ReplicationError",
     "RequestRejected",
+    "RestoreFailed",
+    "RestoreTargetNotEmpty",
     "SchemaDriftError",
     "SchemaError",
     "SinkError",
@@ -176,6 +188,31 @@ class SinkUnavailable(SinkError, TransientError):
 
 class LakeStateError(TerminalError):
     """The lake's state is inconsistent (e.g. table metadata exists that the catalog does not know)."""
+
+
+# --- backups and disaster recovery ----------------------------------------------------------------
+class BackupError(TerminalError):
+    """A backup could not be taken, verified, replicated or restored; the message names the backup."""
+
+
+class BackupFailed(BackupError):
+    """Taking the backup failed (the tool's or server's reason, secrets redacted); nothing was recorded."""
+
+
+class BackupUnusable(BackupError):
+    """The backup (or a base it builds on) is missing, partial, or its objects differ from its record."""
+
+
+class RestoreFailed(BackupError):
+    """The restore failed (e.g. the engine's own checksum checks); nothing half-restored is left."""
+
+
+class RestoreTargetNotEmpty(BackupError):
+    """A restore's target holds data; pass ``force=True`` to replace it."""
+
+
+class ReplicationError(BackupError):
+    """A replication run could not copy or verify every object; the message names them."""
 
 
 # --- quality ---------------------------------------------------------------------------------------
