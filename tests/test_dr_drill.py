@@ -162,3 +162,47 @@ def test_tier_restore_refuses_a_non_empty_tier_and_names_a_partial_replication(
     with pytest.raises(TierRestoreError, match="partial") as info:
         restore_tier(primary, dr, "curated")
     assert victim in str(info.value)
+
+
+def test_hmco_dr_drill_runs_end_to_end_from_the_command_line(
+    primary: Lake,
+    seaweed_dr: SeaweedFS,
+    store: tuple[object, ClickHouseLayout],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same drill as a scheduler runs it: a profile file, ``hmco dr drill --yes --json``, an exit code."""
+    import json
+
+    import yaml
+
+    from hmco.cli import main
+    from tests.support.chdb import chdb_dir
+
+    _, layout = store
+    s = primary.settings
+    profile = tmp_path / "drill.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "profile": "cluster",
+                "home": str(s.home_dir),
+                "storage_prefix": s.storage_prefix,
+                "catalog": {"type": "sql", "uri": s.catalog.uri},
+                "s3": {"endpoint": s.s3.endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_SECRET},
+                "clickhouse": {
+                    "interface": "chdb",
+                    "path": str(chdb_dir() / "data"),
+                    "database": layout.database,
+                },
+            }
+        )
+    )
+    code = main(
+        ["--profile", str(profile), "dr", "drill", "--yes", "--json", "--dr-endpoint", seaweed_dr.endpoint]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["ok"] is True
+    rpo, rto = report["rpo_seconds"], report["rto_seconds"]
+    assert 0 < rpo <= DEFAULT_RPO.total_seconds() and 0 < rto <= DEFAULT_RTO.total_seconds()
