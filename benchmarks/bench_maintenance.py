@@ -5,11 +5,16 @@ The table is real-time shaped: ``rt_lmp`` from 1,000 five-minute polls of 1,500 
 the sink's own writer (``write_data_files``) and registered 10 per commit (100 snapshots). It is built
 once per module on the local profile (SQLite catalog + file warehouse).
 
-- ceiling: ``pyarrow.parquet.write_table`` of the same 1.5M rows with the same codec, in the same run;
+- ceiling: ``pyarrow.parquet.write_table`` of the same 1.5M rows with the same codec, in the same run
+  (the issue's yardstick: the rows are already in memory, nothing is read, sorted or committed);
+- I/O floor: the least any compaction of these files does, read the same 1,000 data files
+  (``pyarrow.parquet.read_table`` of the list: pyarrow's multi-file reader, on its threads) and
+  ``write_table`` their rows once, same codec; no sort, no checksum, no commit;
 - ``compact``: every round starts from the 1,000-file snapshot (the table's current snapshot is set
   back to it, untimed; compaction deletes no files, so the old snapshot is whole) and rewrites it into
   4 sorted files, verified by read-back checksum; rows/s and MB/s are of the rows rewritten (Arrow
-  bytes), and their fraction of the ceiling;
+  bytes), and their fraction of the ceiling and of the floor. The three also report ``cpu_s``, the
+  process CPU seconds of a round (mean): on a loaded machine it moves less than the wall time;
 - scans with DuckDB ``iceberg_scan`` (the seed's ``avg(lmp) GROUP BY iso, node`` over every row, through
   ``LakeSQL``) and ``tbl.scan().plan_files()`` planning, on the 1,000-file snapshot, after compaction,
   and after the rest of the weekly upkeep (manifest rewrite + snapshot expiry); ``extra_info`` carries
@@ -27,6 +32,7 @@ Run: ``.venv/bin/pytest benchmarks/bench_maintenance.py --benchmark-only -p no:c
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars  # noqa: F401 - compaction's checksum and reader: imported before timing, as pyarrow is
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -41,7 +48,7 @@ import pytest
 from hmco.config import Settings
 from hmco.lake import Lake
 from hmco.maintenance.compaction import compact
-from hmco.maintenance.files import table_stats
+from hmco.maintenance.files import normalize_path, table_stats
 from hmco.query.lake import LakeSQL
 from hmco.schemas import get_dataset
 from hmco.sinks.iceberg import write_data_files
@@ -57,8 +64,10 @@ START = Window.day("2026-11-01").start
 RT = get_dataset("rt_lmp")
 QUERY = "SELECT iso, node, avg(lmp) AS lmp FROM hub_curated.rt_lmp GROUP BY iso, node"
 
-#: rows/s of the raw Parquet ceiling, filled by the ceiling benchmark (which runs first in this file).
+#: rows/s of the raw Parquet ceiling and of the I/O floor, filled by their benchmarks (which run first in
+#: this file).
 CEILING: dict[str, float] = {}
+FLOOR: dict[str, float] = {}
 
 
 @dataclass
@@ -141,9 +150,18 @@ def sizes(polled: PolledTable, state: str) -> dict[str, Any]:
     return dict(polled.metadata[state])
 
 
-def report(benchmark: Any, rows: int, nbytes: int, *, ceiling: bool = False, **extra: Any) -> None:
+def report(
+    benchmark: Any,
+    rows: int,
+    nbytes: int,
+    *,
+    baselines: bool = False,
+    cpu: list[float] | None = None,
+    **extra: Any,
+) -> None:
     """rows/s and MB/s (Arrow bytes) of the mean and best rounds into ``benchmark.extra_info``, with the
-    fraction of the Parquet-write ceiling measured earlier in the run when ``ceiling``."""
+    fractions of the Parquet-write ceiling and of the I/O floor measured earlier in the run when
+    ``baselines``, and the mean CPU seconds of the rounds in ``cpu``."""
     stats = benchmark.stats.stats
     info: dict[str, Any] = {
         "rows": rows,
@@ -153,10 +171,24 @@ def report(benchmark: Any, rows: int, nbytes: int, *, ceiling: bool = False, **e
         "best_rows_per_s": round(rows / stats.min),
         **extra,
     }
-    if ceiling and "local" in CEILING:
-        info["ceiling_rows_per_s"] = round(CEILING["local"])
-        info["fraction_of_ceiling"] = round(info["rows_per_s"] / CEILING["local"], 2)
+    if cpu:
+        info["cpu_s"] = round(sum(cpu) / len(cpu), 3)
+    for name, baseline in (("ceiling", CEILING), ("floor", FLOOR)):
+        if baselines and "local" in baseline:
+            info[f"{name}_rows_per_s"] = round(baseline["local"])
+            info[f"fraction_of_{name}"] = round(info["rows_per_s"] / baseline["local"], 2)
     benchmark.extra_info.update(info)
+
+
+def cpu_timed(fn: Any, cpu: list[float]) -> Any:
+    """``fn``, noting the process CPU seconds of each call in ``cpu``."""
+
+    def timed(*args: Any) -> None:
+        started = time.process_time()
+        fn(*args)
+        cpu.append(time.process_time() - started)
+
+    return timed
 
 
 # --- the ceiling and compaction ---------------------------------------------------------------------------
@@ -164,18 +196,46 @@ def report(benchmark: Any, rows: int, nbytes: int, *, ceiling: bool = False, **e
 
 def test_ceiling_parquet_write(benchmark: Any, polled: PolledTable, tmp_path: Path) -> None:
     paths = iter(tmp_path / f"round-{i}.parquet" for i in range(100))
+    cpu: list[float] = []
 
     def write() -> None:
         pq.write_table(polled.rows, next(paths), compression="zstd")
 
-    benchmark.pedantic(write, rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(cpu_timed(write, cpu), rounds=ROUNDS, iterations=1)
     assert pq.read_metadata(tmp_path / "round-0.parquet").num_rows == polled.rows.num_rows
     CEILING["local"] = polled.rows.num_rows / benchmark.stats.stats.mean
-    report(benchmark, polled.rows.num_rows, polled.rows.nbytes)
+    report(benchmark, polled.rows.num_rows, polled.rows.nbytes, cpu=cpu)
+
+
+def test_floor_read_and_write_1000_files(benchmark: Any, polled: PolledTable, tmp_path: Path) -> None:
+    """The I/O floor: read the 1,000 small files in parallel and write their rows once (see the module
+    docstring)."""
+    tbl = polled.use(polled.written)
+    files = [normalize_path(task.file.file_path) for task in tbl.scan().plan_files()]
+    assert len(files) == POLLS
+    paths = iter(tmp_path / f"round-{i}.parquet" for i in range(100))
+    cpu: list[float] = []
+
+    def read_and_write() -> None:
+        pq.write_table(pq.read_table(files), next(paths), compression="zstd")
+
+    benchmark.pedantic(cpu_timed(read_and_write, cpu), rounds=ROUNDS, iterations=1)
+    assert pq.read_metadata(tmp_path / "round-0.parquet").num_rows == polled.rows.num_rows
+    report(
+        benchmark,
+        polled.rows.num_rows,
+        polled.rows.nbytes,
+        baselines=True,
+        cpu=cpu,
+        files_in=len(files),
+        parquet_mb_in=round(sum(os.path.getsize(f) for f in files) / 1e6, 1),
+    )
+    FLOOR["local"] = polled.rows.num_rows / benchmark.stats.stats.mean
 
 
 def test_compact_1000_files(benchmark: Any, polled: PolledTable) -> None:
     reports = []
+    cpu: list[float] = []
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
         return (polled.use(polled.written),), {}
@@ -183,7 +243,7 @@ def test_compact_1000_files(benchmark: Any, polled: PolledTable) -> None:
     def run(tbl: Any) -> None:
         reports.append(compact(tbl))
 
-    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(cpu_timed(run, cpu), setup=setup, rounds=ROUNDS, iterations=1)
     last = reports[-1]
     assert all(r.ok for r in reports), [r.error for r in reports]
     assert (last.files_before, last.files_after) == (POLLS, 4)
@@ -194,7 +254,8 @@ def test_compact_1000_files(benchmark: Any, polled: PolledTable) -> None:
         benchmark,
         polled.rows.num_rows,
         polled.rows.nbytes,
-        ceiling=True,
+        baselines=True,
+        cpu=cpu,
         files_before=last.files_before,
         files_after=last.files_after,
         parquet_mb_in=round(last.bytes_before / 1e6, 1),
