@@ -44,6 +44,7 @@ from tests import conftest as _tests_conftest
 from tests.support.chdb import chdb_settings, lmp_rows, unique_database
 from tests.support.servers import S3_KEY, S3_SECRET, SeaweedFS
 
+from bench_clickhouse import synthetic_rt_lmp  # the same 10M synthetic rows as the sink benchmark
 from hmco.clickhouse import ClickHouseLayout, connect_clickhouse, ensure_schema, refresh_rollups
 from hmco.compose.pipeline import Pipeline
 from hmco.config import Settings
@@ -241,38 +242,6 @@ def test_lake_replicate(benchmark: Any, sites: tuple[Lake, Lake], lake_objects: 
 # --- ClickHouse: a store of ROWS rows, full backup to S3 and restore -----------------------------------
 
 
-def _synthetic_rt_lmp(rows: int, nodes: int = 2000, seed: int = 7) -> pa.Table:
-    """``rows`` rt_lmp rows, ``nodes`` nodes x 5-minute intervals (as ``bench_clickhouse.py``)."""
-    from hmco.schemas import TS, conform
-
-    rng = np.random.default_rng(seed)
-    idx = np.arange(rows, dtype=np.int64)
-    start_us = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1_000_000)
-    ts_us = start_us + (idx // nodes) * 300_000_000
-    node_ids = (idx % nodes).astype(np.int32)
-    energy = rng.normal(40.0, 10.0, rows)
-    congestion = rng.normal(0.0, 3.0, rows)
-    loss = rng.normal(0.0, 0.5, rows)
-    table = pa.table(
-        {
-            "ts": pa.array(ts_us, pa.int64()).cast(TS),
-            "interval_end": pa.array(ts_us + 300_000_000, pa.int64()).cast(TS),
-            "iso": pa.DictionaryArray.from_arrays(
-                pa.array(node_ids % 3), pa.array(["CAISO", "MISO", "SPP"])
-            ).cast(pa.string()),
-            "market": pa.repeat(pa.scalar("RT5"), rows),
-            "node": pa.DictionaryArray.from_arrays(
-                pa.array(node_ids), pa.array([f"NODE_{i:05d}" for i in range(nodes)])
-            ).cast(pa.string()),
-            "lmp": energy + congestion + loss,
-            "energy": energy,
-            "congestion": congestion,
-            "loss": loss,
-        }
-    )
-    return conform(table, RT_LMP)
-
-
 @pytest.fixture(scope="module")
 def ch(sites: tuple[Lake, Lake]) -> Iterator[ClickHouseBackups]:
     """A chdb store of ROWS rows whose backups go to the primary lake's backups bucket (SeaweedFS)."""
@@ -281,7 +250,7 @@ def ch(sites: tuple[Lake, Lake]) -> Iterator[ClickHouseBackups]:
     client = connect_clickhouse(chdb_settings(db))
     layout = ClickHouseLayout.of("rt_lmp", database=db)
     ensure_schema(client, layout)
-    data = _synthetic_rt_lmp(ROWS)
+    data = synthetic_rt_lmp(ROWS)
     for offset in range(0, data.num_rows, DEFAULT_BATCH_ROWS):
         chunk = data.slice(offset, DEFAULT_BATCH_ROWS)
         client.raw_insert(layout.store, chunk.schema.names, _arrow_ipc(chunk, None), fmt="Arrow")
