@@ -46,6 +46,7 @@ __all__ = [
     "ClickHouseLayout",
     "Rollup",
     "column_type",
+    "quote_identifier",
     "render_schema",
 ]
 
@@ -124,7 +125,7 @@ class ClickHouseLayout:
         return self.dataset.name
 
     def qualified(self, table: str) -> str:
-        return f"{_ident(self.database)}.{_ident(table)}"
+        return f"{quote_identifier(self.database)}.{quote_identifier(table)}"
 
     @property
     def view(self) -> str:
@@ -187,7 +188,7 @@ class ClickHouseLayout:
 
     @property
     def shard_key(self) -> str:
-        return f"cityHash64({', '.join(_ident(c) for c in self.series[:2])})"
+        return f"cityHash64({', '.join(quote_identifier(c) for c in self.series[:2])})"
 
     @property
     def version_source(self) -> str:
@@ -206,7 +207,7 @@ class ClickHouseLayout:
 
     def version_expression(self) -> str:
         """``version`` of a row: its ``published_at`` in epoch microseconds (0 when it has none)."""
-        src = _ident(self.version_source)
+        src = quote_identifier(self.version_source)
         return f"toUInt64(greatest(ifNull(toUnixTimestamp64Micro({src}), 0), 0))"
 
     def version_column(self, *, codec: bool = True) -> str:
@@ -222,16 +223,16 @@ class ClickHouseLayout:
 
     # rendering -----------------------------------------------------------------------------------
     def _on_cluster(self) -> str:
-        return f" ON CLUSTER {_ident(self.cluster)}" if self.cluster else ""
+        return f" ON CLUSTER {quote_identifier(self.cluster)}" if self.cluster else ""
 
     def _ttl(self, column_expr: str) -> str:
         return f"TTL {column_expr} + INTERVAL {int(self.retention_days)} DAY DELETE"
 
     def ttl_expression(self) -> str:
-        return self._ttl(f"toDateTime({_ident(self.time_column)})")
+        return self._ttl(f"toDateTime({quote_identifier(self.time_column)})")
 
     def rollup_ttl_expression(self, rollup: Rollup) -> str:
-        return self._ttl(f"toDateTime({_ident(rollup.bucket)})")
+        return self._ttl(f"toDateTime({quote_identifier(rollup.bucket)})")
 
     def _engine(self, version: str) -> str:
         if self.cluster:
@@ -240,11 +241,11 @@ class ClickHouseLayout:
         return f"ReplacingMergeTree({version})"
 
     def create_database(self) -> str:
-        return f"CREATE DATABASE IF NOT EXISTS {_ident(self.database)}{self._on_cluster()}"
+        return f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.database)}{self._on_cluster()}"
 
     def create_local(self) -> str:
         ds = self.dataset
-        cols = [f"    {_ident(f.name)} {column_type(f)}" for f in ds.schema]
+        cols = [f"    {quote_identifier(f.name)} {column_type(f)}" for f in ds.schema]
         cols.append(f"    {self.version_column()}")
         settings = ["index_granularity = 8192"]
         if not self.cluster:
@@ -253,8 +254,8 @@ class ClickHouseLayout:
             f"CREATE TABLE IF NOT EXISTS {self.local}{self._on_cluster()}\n(\n"
             + ",\n".join(cols)
             + f"\n)\nENGINE = {self._engine('version')}\n"
-            f"PARTITION BY toYYYYMM({_ident(self.time_column)})\n"
-            f"ORDER BY ({', '.join(_ident(c) for c in self.order_by)})\n"
+            f"PARTITION BY toYYYYMM({quote_identifier(self.time_column)})\n"
+            f"ORDER BY ({', '.join(quote_identifier(c) for c in self.order_by)})\n"
             f"{self.ttl_expression()}\n"
             f"SETTINGS {', '.join(settings)}"
         )
@@ -263,11 +264,11 @@ class ClickHouseLayout:
         db, table = local.split(".", 1)
         return (
             f"CREATE TABLE IF NOT EXISTS {dist}{self._on_cluster()} AS {local}\n"
-            f"ENGINE = Distributed({_ident(self.cluster or '')}, {db}, {table}, {self.shard_key})"
+            f"ENGINE = Distributed({quote_identifier(self.cluster or '')}, {db}, {table}, {self.shard_key})"
         )
 
     def view_columns(self) -> list[str]:
-        return [*(_ident(f.name) for f in self.dataset.schema), "version"]
+        return [*(quote_identifier(f.name) for f in self.dataset.schema), "version"]
 
     def create_view(self, *, replace: bool = False) -> str:
         create = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS"
@@ -288,19 +289,19 @@ class ClickHouseLayout:
         return out
 
     def create_rollup_local(self, rollup: Rollup) -> str:
-        cols = ",\n".join(f"    {_ident(n)} {t}" for n, t in self.rollup_columns(rollup))
-        order = ", ".join(_ident(c) for c in (*self.series, rollup.bucket))
+        cols = ",\n".join(f"    {quote_identifier(n)} {t}" for n, t in self.rollup_columns(rollup))
+        order = ", ".join(quote_identifier(c) for c in (*self.series, rollup.bucket))
         return (
             f"CREATE TABLE IF NOT EXISTS {self.rollup_local(rollup)}{self._on_cluster()}\n(\n{cols}\n)\n"
             f"ENGINE = {self._engine('computed_at')}\n"
-            f"PARTITION BY toYYYYMM({_ident(rollup.bucket)})\n"
+            f"PARTITION BY toYYYYMM({quote_identifier(rollup.bucket)})\n"
             f"ORDER BY ({order})\n"
             f"{self.rollup_ttl_expression(rollup)}\n"
             "SETTINGS index_granularity = 8192"
         )
 
     def create_rollup_view(self, rollup: Rollup) -> str:
-        names = [_ident(n) for n, _ in self.rollup_columns(rollup)]
+        names = [quote_identifier(n) for n, _ in self.rollup_columns(rollup)]
         return (
             f"CREATE VIEW IF NOT EXISTS {self.rollup_view(rollup)}{self._on_cluster()} AS\n"
             f"SELECT {', '.join(names)}\nFROM {self.rollup_store(rollup)} FINAL"
@@ -308,9 +309,9 @@ class ClickHouseLayout:
 
     def rollup_select(self, rollup: Rollup, source: str, where: str) -> str:
         """The exact aggregate over deduplicated rows of ``source`` (FINAL) restricted by ``where``."""
-        ts = _ident(self.time_column)
+        ts = quote_identifier(self.time_column)
         first, *others = self.value_columns
-        keys = [_ident(c) for c in self.series]
+        keys = [quote_identifier(c) for c in self.series]
         aggs = [
             f"avg({first}) AS {first}_avg",
             f"min({first}) AS {first}_min",
@@ -320,11 +321,11 @@ class ClickHouseLayout:
             "toUInt32(count()) AS n",
             "now64(6, 'UTC') AS computed_at",
         ]
-        bucket = f"{rollup.expr.format(ts=ts)} AS {_ident(rollup.bucket)}"
+        bucket = f"{rollup.expr.format(ts=ts)} AS {quote_identifier(rollup.bucket)}"
         return (
             f"SELECT {', '.join(keys)}, {bucket}, {', '.join(aggs)}\n"
             f"FROM {source} FINAL\nWHERE {where}\n"
-            f"GROUP BY {', '.join(keys)}, {_ident(rollup.bucket)}"
+            f"GROUP BY {', '.join(keys)}, {quote_identifier(rollup.bucket)}"
         )
 
     def create_rollup_refresh(self, rollup: Rollup) -> str:
@@ -333,7 +334,7 @@ class ClickHouseLayout:
         On a cluster it runs on every node over the node's own shard (rows of a series live on one shard),
         so the result is exact; replicas compute the same rows, which the rollup RMT collapses.
         """
-        ts = _ident(self.time_column)
+        ts = quote_identifier(self.time_column)
         where = f"{ts} >= toStartOfDay(now('UTC')) - INTERVAL {int(self.lookback_days)} DAY"
         return (
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.rollup_refresh(rollup)}{self._on_cluster()}\n"
@@ -378,11 +379,9 @@ class ClickHouseLayout:
                 f"cannot add required column {column!r} to existing {table}: old rows have no value for it"
             )
         at = schema.get_field_index(column)
-        where = f"AFTER {_ident(schema.names[at - 1])}" if at else "FIRST"
+        where = f"AFTER {quote_identifier(schema.names[at - 1])}" if at else "FIRST"
         typ = column_type(field) if table == self.local else column_type(field).split(" CODEC")[0]
-        return (
-            f"ALTER TABLE {table}{self._on_cluster()} ADD COLUMN IF NOT EXISTS {_ident(column)} {typ} {where}"
-        )
+        return f"ALTER TABLE {table}{self._on_cluster()} ADD COLUMN IF NOT EXISTS {quote_identifier(column)} {typ} {where}"
 
     def modify_version(self, table: str) -> str:
         """``ALTER TABLE … MODIFY COLUMN version`` to the derived DEFAULT (metadata only, no mutation)."""
@@ -418,7 +417,7 @@ def render_schema(
     ).render()
 
 
-def _ident(name: str) -> str:
+def quote_identifier(name: str) -> str:
     """Quote an identifier only when needed (names from schemas and settings; never user data)."""
     if name.replace("_", "").isalnum() and not name[0].isdigit():
         return name

@@ -22,7 +22,7 @@ from hmco.catalog import load_catalog
 from hmco.config import Settings
 from hmco.errors import ConfigError, LakeStateError, SchemaError
 from hmco.lake.state import WATERMARK_PREFIX, Interval, LakeState
-from hmco.lake.tiers import TIERS, Tier, TierName, tier
+from hmco.lake.tiers import PAYLOAD_PREFIX, TIERS, Tier, TierName, tier
 from hmco.schemas import Dataset, get_dataset
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ class Lake:
                 created.append(t.namespace)
         return created
 
-    def lifecycle_rules(self, archive_prefix: str = "payloads") -> dict[str, dict[str, Any]]:
+    def lifecycle_rules(self, archive_prefix: str = PAYLOAD_PREFIX) -> dict[str, dict[str, Any]]:
         """The S3 lifecycle configuration of the raw tier's bucket: payloads expire after raw's retention.
 
         Only the raw tier gets a rule, scoped to its payload archive (``<storage prefix>/payloads/``):

@@ -12,9 +12,12 @@ from typing import Literal
 
 from hmco.errors import ConfigError
 
-__all__ = ["TIERS", "Tier", "TierName", "tier"]
+__all__ = ["PAYLOAD_PREFIX", "TIERS", "Tier", "TierName", "tier"]
 
 TierName = Literal["raw", "staged", "curated", "ml"]
+
+#: Where the raw tier keeps archived payloads (the only objects an S3 lifecycle rule may expire).
+PAYLOAD_PREFIX = "payloads"
 
 
 @dataclass(frozen=True)

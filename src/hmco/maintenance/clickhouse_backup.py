@@ -66,7 +66,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import SecretStr
 
 from hmco._logging import get_logger
-from hmco.clickhouse.ddl import ROLLUPS, ClickHouseLayout, _ident
+from hmco.clickhouse.ddl import ROLLUPS, ClickHouseLayout, quote_identifier
 from hmco.errors import (
     BackupError,
     BackupFailed,
@@ -368,7 +368,7 @@ def render_drop(layout: ClickHouseLayout, table: str) -> str:
 
 
 def _on(layout: ClickHouseLayout) -> str:
-    return _ident(layout.cluster or "")
+    return quote_identifier(layout.cluster or "")
 
 
 def _on_cluster(layout: ClickHouseLayout) -> str:

@@ -18,6 +18,7 @@ import pyarrow as pa
 from hmco._logging import get_logger
 from hmco.errors import SinkError
 from hmco.lake import Lake
+from hmco.lake.tiers import PAYLOAD_PREFIX
 from hmco.payload import PayloadParser, RawPayload
 from hmco.redaction import redact_bytes
 
@@ -39,7 +40,7 @@ class ArchivedPayload:
 class RawArchive:
     """Lossless payload archive in the lake's raw tier."""
 
-    def __init__(self, lake: Lake, prefix: str = "payloads") -> None:
+    def __init__(self, lake: Lake, prefix: str = PAYLOAD_PREFIX) -> None:
         self.lake = lake
         self.root = f"{lake.storage_location('raw').rstrip('/')}/{prefix}"
         self.fs, self.base = lake.filesystem(self.root)
