@@ -21,7 +21,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def test_validate_accepts_the_example_specs(capsys: pytest.CaptureFixture[str]) -> None:
-    specs = sorted(str(p) for p in (REPO / "examples" / "specs").glob("*.yaml"))
+    specs = sorted(str(p) for p in (REPO / "src" / "hmco" / "specs").glob("*.yaml"))
     assert main(["validate", *specs]) == 0
     assert capsys.readouterr().out.count("ok ") == len(specs)
 

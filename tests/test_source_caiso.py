@@ -38,7 +38,7 @@ PATH = "/oasisapi/SingleZip"
 SAMPLE_NODES = ["TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "DLAP_PGAE-APND", "0096WD_7_N001", "ALAMIT_7_B1-APND"]
 SAMPLE_WINDOW = Window.of("2025-07-18T07:00:00Z", "2025-07-18T07:10:00Z")
 ERROR_HEADERS = {"Content-Disposition": "inline; filename=INVALID_REQUEST.xml.zip"}
-SPEC = Path(__file__).resolve().parent.parent / "examples" / "specs" / "caiso.yaml"
+SPEC = Path(__file__).resolve().parent.parent / "src" / "hmco" / "specs" / "caiso.yaml"
 
 
 @pytest.fixture

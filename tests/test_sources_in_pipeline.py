@@ -25,7 +25,7 @@ from hmco.windows import Window
 from tests.support.clock import FakeTime
 from tests.support.replay import PAYLOADS, ReplayServer, Reply
 
-SPECS = Path(__file__).resolve().parents[1] / "examples" / "specs"
+SPECS = Path(__file__).resolve().parents[1] / "src" / "hmco" / "specs"
 FAKE_EIA_KEY = "hmco-fake-eia-key-0000"
 FAKE_FRED_KEY = "fakefredkey0000000000000000test0"
 #: what a proxy in front of an API answers during maintenance: HTTP 200, an HTML page (synthetic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hmco.errors import SpecError
 from hmco.lake import Lake
 
 REPO = Path(__file__).resolve().parents[1]
-SPECS = sorted((REPO / "examples" / "specs").glob("*.yaml"))
+SPECS = sorted((REPO / "src" / "hmco" / "specs").glob("*.yaml"))
 
 SYNTH = """
 name: synthetic-rt
@@ -105,3 +106,40 @@ def test_quality_checks_are_validated_by_the_quality_model() -> None:
 )
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize(
+    ("patch", "field", "problem"),
+    [
+        ({"schedule": "99 99 99 99 99"}, "schedule", "not a valid 5-field cron"),
+        ({"schedule": "0 0 31 2 *"}, "schedule", "not a valid"),
+        ({"schedule": "0 1 1 * 1"}, "schedule", "restricts both day-of-month and day-of-week"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "not an IANA time zone"),
+    ],
+)
+def test_schedules_are_validated_by_a_cron_library(patch: dict, field: str, problem: str) -> None:  # type: ignore[type-arg]
+    import yaml
+
+    data = yaml.safe_load(SYNTH) | patch
+    with pytest.raises(SpecError) as info:
+        load_spec(data)
+    assert any(e.startswith(field) and problem in e for e in info.value.errors), info.value.errors
+
+
+def test_a_schedule_carries_its_time_zone_across_dst() -> None:
+    import yaml
+
+    spec = load_spec(yaml.safe_load(SYNTH) | {"schedule": "30 7 * * *", "timezone": "America/New_York"})
+    cron = spec.cron
+    assert cron is not None
+    # 07:30 New York is 11:30 UTC in summer (EDT) and 12:30 UTC in winter (EST); DST ended 2026-11-01.
+    fires = [
+        t.astimezone(UTC)
+        for t in cron.fire_times(datetime(2026, 10, 30, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
+    ]
+    assert [(t.day, t.hour, t.minute) for t in fires] == [
+        (30, 11, 30),
+        (31, 11, 30),
+        (1, 12, 30),
+        (2, 12, 30),
+    ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -39,6 +38,7 @@ from hmco.windows import parse_duration
 if TYPE_CHECKING:
     from hmco.compose.pipeline import Pipeline
     from hmco.config import Settings
+    from hmco.cron import Cron
     from hmco.lake import Lake
 
 __all__ = ["PipelineSpec", "SourceSpec", "build_pipeline", "load_spec"]
@@ -51,8 +51,15 @@ def _positive_duration(value: Any) -> timedelta:
     return td
 
 
+def _duration(value: Any) -> timedelta:
+    td = parse_duration(value)
+    if td < timedelta(0):
+        raise ValueError("must not be negative")
+    return td
+
+
 Duration = Annotated[timedelta, BeforeValidator(_positive_duration)]
-_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$|^[A-Za-z]{3}$")
+NonNegativeDuration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class SourceSpec(BaseModel):
@@ -106,7 +113,14 @@ class PipelineSpec(BaseModel):
     description: str = ""
     source: SourceSpec
     schedule: str | None = Field(None, description="cron expression (5 fields) for the scheduler")
+    timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
     sla: Duration | None = Field(None, description="freshness SLA; default = the dataset's")
+    lag: NonNegativeDuration = Field(
+        timedelta(0), description="the source's publication delay, added to the SLA by freshness checks"
+    )
+    retries: int = Field(2, ge=0, le=10, description="scheduler retries of a failed run")
+    retry_delay: Duration = Field(timedelta(minutes=2), description="wait between retries")
+    timeout: Duration | None = Field(None, description="kill a run after this long; default = the cadence")
     window: Duration | None = Field(None, description="backfill chunk; default = the source's window_step")
     start: date | datetime | None = Field(None, description="first day of history to backfill")
     publish_tier: Literal["curated", "ml"] = "curated"
@@ -122,12 +136,33 @@ class PipelineSpec(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _check_cron(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        fields = value.split()
-        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-            raise ValueError(f"{value!r} is not a 5-field cron expression (minute hour day month weekday)")
+        if value is not None:
+            from hmco.cron import Cron
+
+            Cron(value)  # croniter validates; the ValueError names the problem
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from hmco.cron import Cron
+
+        Cron("* * * * *", value)
+        return value
+
+    @property
+    def cron(self) -> Cron | None:
+        """The schedule as a :class:`~hmco.cron.Cron` (None when the spec has none)."""
+        from hmco.cron import Cron
+
+        return Cron(self.schedule, self.timezone) if self.schedule is not None else None
+
+    @property
+    def freshness_sla(self) -> timedelta:
+        """The SLA freshness checks hold this pipeline's dataset to: the spec's, else the dataset's."""
+        from hmco.schemas import get_dataset
+
+        return self.sla if self.sla is not None else get_dataset(self.dataset_name).sla
 
     @field_validator("transforms")
     @classmethod

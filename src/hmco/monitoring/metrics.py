@@ -15,6 +15,20 @@ metric                                      type       labels
 ``hmco_maintenance_files_removed_total``    counter    table, action
 ``hmco_maintenance_bytes_removed_total``    counter    table, action
 ``hmco_maintenance_failures_total``         counter    table, action
+``hmco_ingest_rows_total``                  counter    pipeline, dataset (rows published by a window)
+``hmco_ingest_bytes_total``                 counter    pipeline, dataset (Arrow bytes published)
+``hmco_quarantined_batches_total``          counter    pipeline, dataset
+``hmco_job_runs_total``                     counter    job, kind, outcome (succeeded | failed | skipped)
+``hmco_job_duration_seconds``               histogram  job, kind
+``hmco_job_last_run_timestamp_seconds``     gauge      job, kind (Unix time the last run ended)
+``hmco_job_last_success_timestamp_seconds`` gauge      job, kind
+``hmco_backup_last_success_timestamp_seconds`` gauge   store (clickhouse | catalog | lake)
+``hmco_backup_age_seconds``                 gauge      store (now minus the newest restorable point)
+``hmco_serve_up``                           gauge      (1 while ``hmco serve`` runs)
+``hmco_serve_heartbeat_timestamp_seconds``  gauge      (Unix time of serve's last scheduler tick)
+``hmco_notifications_total``                counter    kind (breach | recovery), outcome (sent | failed)
+``hmco_rt_lag_seconds``                     gauge      iso (registered by the real-time runner)
+``hmco_rt_gate_failures_total``             counter    iso (registered by the real-time runner)
 ==========================================  =========  =================================================
 
 Prometheus refuses to register a metric name twice in one registry, so :func:`metrics_for` keeps one
@@ -34,7 +48,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
     "FailedExpectation",
@@ -172,6 +186,86 @@ class HmcoMetrics:
         self.maintenance_failures = Counter(
             "hmco_maintenance_failures", "Upkeep actions that failed", upkeep, registry=reg
         )
+
+        ingest = ["pipeline", "dataset"]
+        self.ingest_rows = Counter(
+            "hmco_ingest_rows", "Rows published to the lake or store, per pipeline", ingest, registry=reg
+        )
+        self.ingest_bytes = Counter(
+            "hmco_ingest_bytes", "Arrow bytes published, per pipeline", ingest, registry=reg
+        )
+        self.quarantined = Counter(
+            "hmco_quarantined_batches",
+            "Batches the gate (or the schema) stopped and quarantined",
+            ingest,
+            registry=reg,
+        )
+        job = ["job", "kind"]
+        self.job_runs = Counter(
+            "hmco_job_runs", "Scheduled job runs by outcome", [*job, "outcome"], registry=reg
+        )
+        self.job_duration = Histogram(
+            "hmco_job_duration_seconds",
+            "Seconds a scheduled job run took",
+            job,
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600),
+            registry=reg,
+        )
+        self.job_last_run = Gauge(
+            "hmco_job_last_run_timestamp_seconds", "Unix time a job's last run ended", job, registry=reg
+        )
+        self.job_last_success = Gauge(
+            "hmco_job_last_success_timestamp_seconds",
+            "Unix time a job last succeeded",
+            job,
+            registry=reg,
+        )
+        self.backup_last_success = Gauge(
+            "hmco_backup_last_success_timestamp_seconds",
+            "Unix time of the newest restorable backup, per store",
+            ["store"],
+            registry=reg,
+        )
+        self.backup_age = Gauge(
+            "hmco_backup_age_seconds",
+            "Seconds since the newest restorable backup, per store (inf: none)",
+            ["store"],
+            registry=reg,
+        )
+        self.serve_up = Gauge("hmco_serve_up", "1 while hmco serve is running", registry=reg)
+        self.serve_heartbeat = Gauge(
+            "hmco_serve_heartbeat_timestamp_seconds", "Unix time of serve's last tick", registry=reg
+        )
+        self.notifications = Counter(
+            "hmco_notifications", "Alert notifications posted", ["kind", "outcome"], registry=reg
+        )
+
+    def record_ingest(self, pipeline: str, dataset: str, rows: int, nbytes: int) -> None:
+        """Count rows and bytes one window published."""
+        self.ingest_rows.labels(pipeline=pipeline, dataset=dataset).inc(rows)
+        self.ingest_bytes.labels(pipeline=pipeline, dataset=dataset).inc(nbytes)
+
+    def record_quarantine(self, pipeline: str, dataset: str) -> None:
+        self.quarantined.labels(pipeline=pipeline, dataset=dataset).inc()
+
+    def record_job(self, job: str, kind: str, outcome: str, seconds: float, *, at: datetime) -> None:
+        """One scheduled run: its outcome (succeeded | failed | skipped), duration and end time."""
+        self.job_runs.labels(job=job, kind=kind, outcome=outcome).inc()
+        if outcome == "skipped":
+            return
+        self.job_duration.labels(job=job, kind=kind).observe(seconds)
+        self.job_last_run.labels(job=job, kind=kind).set(at.timestamp())
+        if outcome == "succeeded":
+            self.job_last_success.labels(job=job, kind=kind).set(at.timestamp())
+
+    def record_backup(self, store: str, newest: datetime | None, *, now: datetime) -> None:
+        """The newest restorable point of ``store`` and its age at ``now``."""
+        if newest is None:
+            self.backup_last_success.labels(store=store).set(math.nan)
+            self.backup_age.labels(store=store).set(math.inf)
+            return
+        self.backup_last_success.labels(store=store).set(newest.timestamp())
+        self.backup_age.labels(store=store).set(max(0.0, (now - newest).total_seconds()))
 
     def record_maintenance(self, action: MaintenanceAction, *, at: datetime | None = None) -> None:
         """Record one upkeep action: when it ran, how long, what it removed, whether it failed."""
