@@ -123,6 +123,7 @@ class Pipeline:
         archive: bool | RawArchive = True,
         window_step: timedelta | None = None,
         progress: bool | None = None,
+        registry: Any = None,
     ) -> None:
         self.lake = lake or Lake(source.settings)
         self.processor = WindowProcessor(
@@ -135,6 +136,7 @@ class Pipeline:
             publish_tier=publish_tier,
             stage=stage,
             archive=archive,
+            registry=registry,
         )
         self.window_step = window_step or source.window_step
         self.progress = progress

@@ -111,6 +111,8 @@ class WindowProcessor:
         archive: keep raw payloads in the raw tier (a :class:`RawArchive`, ``True`` for the lake's, or off).
         no_data: what a source's :class:`~hmco.errors.NoData` means: a failed window, or an empty one
             (real-time polling, where a missing file is simply not published yet).
+        registry: the Prometheus registry gate verdicts, ingested rows/bytes and quarantines are counted
+            in (default: prometheus_client's global one, which ``hmco serve`` exposes).
     """
 
     def __init__(
@@ -127,8 +129,10 @@ class WindowProcessor:
         stage: bool = True,
         archive: bool | RawArchive = True,
         no_data: Literal["fail", "empty"] = "fail",
+        registry: Any = None,
     ) -> None:
         self.source = source
+        self.metrics = metrics_for(registry)
         self.dataset: Dataset = get_dataset(source.dataset.name)
         self.lake = lake
         self.name = name
@@ -171,6 +175,7 @@ class WindowProcessor:
                     )
             else:
                 self._stage_gate_publish(table, window, outcome)
+                self.metrics.record_ingest(self.name, self.dataset.name, outcome.rows, outcome.bytes)
         except QualityGateFailed as exc:
             outcome.status = "failed"
             outcome.error = str(exc)
@@ -182,6 +187,8 @@ class WindowProcessor:
             outcome.error = f"{type(exc).__name__}: {exc}"
             outcome.exception = exc
             log.error("%s window %s failed: %s", self.name, window, outcome.error)
+        if outcome.quarantine is not None:
+            self.metrics.record_quarantine(self.name, self.dataset.name)
         outcome.seconds = time.perf_counter() - started
         return outcome
 
@@ -304,7 +311,7 @@ class WindowProcessor:
         self.lake.state.store_gate_result(
             ds, window, bid, {**result.to_dict(), "pipeline": self.name, "batch_id": bid}
         )
-        metrics_for().record_gate(result)
+        self.metrics.record_gate(result)
         outcome.warnings = [o.name for o in result.warnings]
         if result.passed:
             return

@@ -32,6 +32,7 @@ from typing import Any
 from hmco._logging import get_logger
 from hmco.clickhouse.setup import newest_intervals
 from hmco.compose.processor import GateChoice, Transform, WindowOutcome, WindowProcessor
+from hmco.errors import ConfigError
 from hmco.lake import Lake
 from hmco.sinks.base import Sink
 from hmco.sinks.clickhouse import ClickHouseSink
@@ -126,6 +127,7 @@ class RealtimeRunner:
                 stage=lake_copy,
                 archive=archive,
                 no_data="empty",
+                registry=registry,
             )
             for iso, source in self.sources.items()
         }
@@ -141,10 +143,22 @@ class RealtimeRunner:
         self._init_metrics(registry)
 
     # public ----------------------------------------------------------------------------------------
-    def run_once(self, now: datetime | None = None, *, force: bool = False) -> list[PollReport]:
-        """Poll every ISO that is due at ``now`` (all of them with ``force``); never raises for one ISO."""
+    def run_once(
+        self, now: datetime | None = None, *, force: bool = False, only: Iterable[str] | None = None
+    ) -> list[PollReport]:
+        """Poll every ISO that is due at ``now`` (all of them with ``force``; just ``only`` when given, as a
+        scheduler firing one ISO's job does); never raises for one ISO."""
         now = as_utc(now or self.clock())
-        due = [iso for iso in self.sources if force or self._next_due.get(iso, now) <= now]
+        chosen = set(only) if only is not None else None
+        if chosen is not None and not chosen <= set(self.sources):
+            raise ConfigError(
+                f"no source for ISO(s) {sorted(chosen - set(self.sources))}; polling {list(self.sources)}"
+            )
+        due = [
+            iso
+            for iso in self.sources
+            if (chosen is None or iso in chosen) and (force or self._next_due.get(iso, now) <= now)
+        ]
         if not due:
             return []
         try:

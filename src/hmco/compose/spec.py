@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from hmco.config import Settings
     from hmco.cron import Cron
     from hmco.lake import Lake
+    from hmco.sources.base import Source
 
-__all__ = ["PipelineSpec", "SourceSpec", "build_pipeline", "load_spec"]
+__all__ = ["PipelineSpec", "SourceSpec", "build_pipeline", "build_source", "load_spec"]
 
 
 def _positive_duration(value: Any) -> timedelta:
@@ -261,6 +262,21 @@ def load_spec(source: str | Path | dict[str, Any]) -> PipelineSpec:
         raise SpecError("invalid pipeline spec: " + "; ".join(errors), errors=errors, file=where) from None
 
 
+def build_source(spec: PipelineSpec, settings: Settings) -> Source:
+    """The source client a spec describes (its ``type``, ``dataset``, ``base_url`` and ``params``)."""
+    from hmco.sources.base import get_source_class
+
+    cls = get_source_class(spec.source.type)
+    kwargs: dict[str, Any] = dict(spec.source.params)
+    if spec.source.base_url is not None:
+        kwargs["base_url"] = spec.source.base_url
+    try:
+        source: Source = cls(spec.source.dataset, settings=settings, **kwargs)
+    except (TypeError, ValueError, ConfigError) as exc:
+        raise SpecError(f"source.params: {exc}", errors=[f"source.params: {exc}"]) from None
+    return source
+
+
 def build_pipeline(
     spec: PipelineSpec | str | Path | dict[str, Any],
     *,
@@ -268,29 +284,23 @@ def build_pipeline(
     lake: Lake | None = None,
     extra_sinks: list[Any] | None = None,
     gate: bool | None = None,
+    registry: Any = None,
 ) -> Pipeline:
     """Instantiate the source, gate and sinks a spec describes and compose them into a Pipeline.
 
     The spec's gate (the dataset's default suite with its ``checks:``) always runs unless ``gate=False``
-    turns it off explicitly (``hmco run --no-gate``); every such run warns.
+    turns it off explicitly (``hmco run --no-gate``); every such run warns. ``registry``: the Prometheus
+    registry the pipeline's metrics go to (default: the global one).
     """
     from hmco.compose.pipeline import Pipeline
     from hmco.config import Settings as _Settings
     from hmco.lake import Lake as _Lake
-    from hmco.sources.base import get_source_class
 
     if not isinstance(spec, PipelineSpec):
         spec = load_spec(spec)
     settings = settings or (lake.settings if lake else _Settings.load())
     lake = lake or _Lake(settings)
-    cls = get_source_class(spec.source.type)
-    kwargs: dict[str, Any] = dict(spec.source.params)
-    if spec.source.base_url is not None:
-        kwargs["base_url"] = spec.source.base_url
-    try:
-        source = cls(spec.source.dataset, settings=settings, **kwargs)
-    except (TypeError, ValueError, ConfigError) as exc:
-        raise SpecError(f"source.params: {exc}", errors=[f"source.params: {exc}"]) from None
+    source = build_source(spec, settings)
     from hmco.quality.spec import build_gate
     from hmco.sinks import SinkContext, build_sink
 
@@ -309,4 +319,5 @@ def build_pipeline(
         publish_tier=spec.publish_tier,
         stage=spec.stage,
         window_step=spec.window,
+        registry=registry,
     )

@@ -13,6 +13,8 @@ key                              where                  what
 ``hmco.committed.<pipeline>``    table property         every window the pipeline committed, merged
 ``_quality/<dataset>/…json``     beside staged          each gate result
 ``_quarantine/<dataset>/…``      beside staged          each batch that must not be published
+``hmco_job_leases``              catalog database       who runs each scheduled job now (see ledger)
+``hmco_job_runs``                catalog database       each job's newest handled fire and last outcome
 ===============================  =====================  ================================================
 
 State rides in the same Iceberg commit as the data, so the two never disagree. *Committed windows*
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from hmco.lake import Lake
+    from hmco.lake.ledger import JobLedger
     from hmco.schemas import Dataset
 
 __all__ = [
@@ -131,6 +134,17 @@ class LakeState:
 
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
+        self._jobs: JobLedger | None = None
+
+    # --- scheduled jobs ------------------------------------------------------------------------
+    @property
+    def jobs(self) -> JobLedger:
+        """Leases and last runs of scheduled jobs (:class:`~hmco.lake.ledger.JobLedger`), in the catalog."""
+        if self._jobs is None:
+            from hmco.lake.ledger import JobLedger
+
+            self._jobs = JobLedger.for_lake(self.lake)
+        return self._jobs
 
     # --- pipelines' progress -------------------------------------------------------------------
     def watermark(self, dataset: Dataset | str, pipeline: str, tier: str | None = None) -> datetime | None:
