@@ -7,6 +7,9 @@ set -euo pipefail
 have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
 have_mvn() { command -v mvn >/dev/null 2>&1; }
 
+# promtool (Go-built, cached outside the repo) checks and unit-tests the generated alerting rules.
+"$(dirname "$0")/ensure-promtool.sh" >/dev/null
+
 missing=()
 have_pg || missing+=(postgresql)
 have_mvn || missing+=(maven)

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hmco._logging import configure_logging
 from hmco.errors import ConfigError, HmcoError, QualityGateFailed, SpecError
@@ -122,34 +123,70 @@ def cmd_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_freshness(args: argparse.Namespace) -> int:
-    from pyiceberg.exceptions import NoSuchTableError
+    """Check datasets against their spec SLAs; exit 1 if any is stale, empty, missing or unreachable."""
+    from datetime import UTC, datetime
 
+    from hmco.errors import NotificationError, SchemaError
     from hmco.lake import Lake
-    from hmco.quality.freshness import FreshnessReport, clickhouse_freshness, iceberg_freshness
-    from hmco.schemas import DATASETS
+    from hmco.quality.freshness import FreshnessReport, catalogue_freshness, lake_freshness
+    from hmco.schedule.catalogue import default_catalogue
+    from hmco.schemas import get_dataset
+    from hmco.windows import as_utc
 
     settings = _settings(args)
-    lake = Lake(settings)
-    statuses = []
-    for name in args.datasets or sorted(DATASETS):
+    notifier = None
+    if args.notify:
+        from hmco.monitoring.notify import WebhookNotifier
+
+        state = settings.home_dir / "alerts" / "freshness-state.json"
+        notifier = WebhookNotifier.from_settings(settings.alerts, state_file=state)
+        if notifier is None:
+            raise ConfigError(
+                "--notify needs a webhook: set HMCO_ALERTS__WEBHOOK_URL (or alerts.webhook_url)"
+            )
+    try:
+        now = as_utc(args.now) if args.now else datetime.now(UTC)
+    except ValueError:
+        raise ConfigError(f"--now {args.now!r} is not an ISO 8601 instant") from None
+    jobs = default_catalogue(args.specs).ingestion
+    extra: list[str] = []  # datasets asked for that no job feeds: judged by the dataset's own SLA
+    if args.datasets:
+        fed = {j.name for j in jobs} | {j.dataset for j in jobs}
+        extra = [d for d in dict.fromkeys(args.datasets) if d not in fed]
         try:
-            statuses.append(iceberg_freshness(lake.table(name, create=False), name))
-        except NoSuchTableError:
-            if args.datasets:
-                raise ConfigError(f"dataset {name} has no table in the lake yet") from None
+            for name in extra:
+                get_dataset(name)
+        except SchemaError as exc:
+            raise ConfigError(f"{exc} (or a job name: hmco schedule list)") from None
+        jobs = [j for j in jobs if j.name in args.datasets or j.dataset in args.datasets]
+    lake = Lake(settings)
+    connect = None
     if args.clickhouse:
+        from functools import partial
+
         from hmco.clickhouse import connect_clickhouse
 
-        client = connect_clickhouse(settings)
-        statuses += [clickhouse_freshness(client, iso=iso) for iso in args.iso]
-    report = FreshnessReport.of(statuses)
+        connect = partial(connect_clickhouse, settings)  # connected inside: a failure is "unreachable"
+    report = catalogue_freshness(lake, jobs, now=now, clickhouse=connect, isos=args.iso)
+    report = FreshnessReport.of([*report.statuses, *(lake_freshness(lake, d, now=now) for d in extra)])
     print(report)
+    for line in report.problems:
+        print(f"hmco: freshness: {line}", file=sys.stderr)
     if args.metrics:
         from prometheus_client import CollectorRegistry, write_to_textfile
 
         registry = CollectorRegistry()
         report.record(registry)
         write_to_textfile(args.metrics, registry)
+    if notifier is not None:
+        with notifier:
+            try:
+                sent = notifier.check(report.statuses)
+            except NotificationError as exc:
+                print(f"hmco: alert not delivered: {exc}", file=sys.stderr)
+                return 1
+        for n in sent:
+            print(f"hmco: posted {n.kind} alert for {n.dataset} ({n.target})", file=sys.stderr)
     return report.exit_code
 
 
@@ -245,37 +282,10 @@ BACKUP_STORES = ("clickhouse", "catalog", "lake")
 
 
 def _dr_lake(args: argparse.Namespace, primary):  # type: ignore[no-untyped-def]
-    """The DR site's lake: ``--dr-profile`` (a whole profile), or ``--dr-endpoint`` (the primary's buckets,
-    prefix and S3 credentials at another endpoint, with a SQLite catalog under ``<home>/dr``)."""
-    from hmco.config import Settings
-    from hmco.lake import Lake
+    """The DR site's lake from ``--dr-profile`` / ``--dr-endpoint`` (default: ``settings.dr``)."""
+    from hmco.maintenance.backups import dr_lake
 
-    if args.dr_profile:
-        return Lake(Settings.load(profile_file=args.dr_profile))
-    dr = primary.settings.dr
-    endpoint = args.dr_endpoint or (dr.s3.endpoint if dr.s3 is not None else None)
-    if not endpoint:
-        raise ConfigError(
-            "the DR site is not configured: set HMCO_DR__S3__ENDPOINT, or pass --dr-profile FILE or --dr-endpoint URL"
-        )
-    s3 = dr.s3 if dr.s3 is not None and dr.s3.access_key_id is not None else primary.settings.s3
-    catalog = dr.catalog.model_dump() if dr.catalog is not None else {"type": "sqlite"}
-    return Lake(
-        Settings.load(
-            profile="local",
-            home=primary.settings.home_dir / "dr",
-            catalog=catalog,
-            bucket_prefix=primary.settings.bucket_prefix,
-            storage_prefix=primary.settings.storage_prefix,
-            s3={
-                "endpoint": endpoint,
-                "access_key_id": s3.access_key_id,
-                "secret_access_key": s3.secret_access_key,
-                "region": s3.region,
-                "path_style": s3.path_style,
-            },
-        )
-    )
+    return dr_lake(primary, profile=args.dr_profile, endpoint=args.dr_endpoint)
 
 
 def _clickhouse_backups(settings):  # type: ignore[no-untyped-def]
@@ -296,29 +306,22 @@ def cmd_backup(args: argparse.Namespace) -> int:
     lake = Lake(settings)
     if args.action == "status":
         return _backup_status(args, BackupCatalog(lake))
-    stores = BACKUP_STORES if args.store == "all" else (args.store,)
+    from hmco.maintenance.backups import take_backup
+
+    stores: tuple[Any, ...] = BACKUP_STORES if args.store == "all" else (args.store,)
     taken = []
-    if "catalog" in stores:
-        from hmco.maintenance.catalog_backup import backup_catalog, export_metadata
-
-        if settings.catalog.type != "rest":
-            taken.append(backup_catalog(lake))
-        taken.append(export_metadata(lake))
-    if "clickhouse" in stores:
-        backups = _clickhouse_backups(settings)
-        taken.append(backups.incremental() if args.kind == "incremental" else backups.full())
-    if "lake" in stores:
-        from hmco.maintenance.replication import replicate
-
-        if args.store == "all" and not (args.dr_profile or args.dr_endpoint):
+    for store in stores:
+        configured = bool(args.dr_profile or args.dr_endpoint or (settings.dr.s3 and settings.dr.s3.endpoint))
+        if store == "lake" and args.store == "all" and not configured:
             print(
                 "lake        skipped: no DR site configured (--dr-profile / --dr-endpoint)", file=sys.stderr
             )
-        else:
-            report = replicate(lake, _dr_lake(args, lake), include_backups=True)
-            print(report)
-            if report.record is not None:
-                taken.append(report.record)
+            continue
+        dr = _dr_lake(args, lake) if store == "lake" else None
+        records, replication = take_backup(lake, store, kind=args.kind, dr=dr)
+        if replication is not None:
+            print(replication)
+        taken += records
     for record in taken:
         print(
             f"{record.store:11} {record.kind:15} {record.id}  {record.size:,} bytes  "
@@ -494,10 +497,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_sql)
 
-    p = sub.add_parser("freshness", help="check datasets against their SLAs (exit 1 if any is stale)")
-    p.add_argument("datasets", nargs="*", help="datasets to check (default: every table in the lake)")
-    p.add_argument("--clickhouse", action="store_true", help="also check rt_lmp in ClickHouse per ISO")
-    p.add_argument("--iso", nargs="*", default=["CAISO", "MISO", "SPP"])
+    p = sub.add_parser(
+        "freshness",
+        help="check datasets against their spec SLAs (exit 1 if any is stale, empty, missing or unreachable)",
+    )
+    p.add_argument(
+        "datasets",
+        nargs="*",
+        help="datasets or job names to check (default: the dataset of every ingestion job in the catalogue)",
+    )
+    p.add_argument(
+        "--specs", metavar="DIR", help="directory of spec overrides merged over the shipped ones (by name)"
+    )
+    p.add_argument(
+        "--clickhouse", action="store_true", help="also check each real-time job's ISO in ClickHouse (rt_lmp)"
+    )
+    p.add_argument(
+        "--iso", nargs="*", help="with --clickhouse: only these ISO codes (default: every real-time job's)"
+    )
+    p.add_argument("--now", help="check as of this instant (ISO 8601, UTC unless an offset is given)")
+    p.add_argument(
+        "--notify",
+        action="store_true",
+        help="post breaches and recoveries to the webhook in HMCO_ALERTS__WEBHOOK_URL (once per transition)",
+    )
     p.add_argument("--metrics", help="write Prometheus metrics to this textfile (node-exporter collector)")
     p.set_defaults(func=cmd_freshness)
 
@@ -538,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_archive)
 
     _add_backup_parsers(sub)
+    from hmco.cli_schedule import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from hmco.errors import ConfigError
 from hmco.redaction import redact_mapping, redact_text
 
 __all__ = [
+    "AlertSettings",
     "CatalogSettings",
     "ClickHouseSettings",
     "S3Settings",
@@ -139,6 +141,21 @@ class SourceCredentials(_Section):
     user_agent: str = "hmco (data-eng@254carbon.com)"
 
 
+class AlertSettings(_Section):
+    """Where breach and recovery alerts go: a Slack-compatible incoming webhook (``HMCO_ALERTS__WEBHOOK_URL``).
+
+    The URL is a secret (a Slack webhook URL carries its token in the path); without it no alert is sent.
+    """
+
+    webhook_url: SecretStr | None = Field(None, description="incoming-webhook URL (its path is a token)")
+    channel: str | None = Field(None, description="channel override sent in the payload (e.g. #ops)")
+    timeout: float = Field(10.0, gt=0, description="seconds per POST")
+    retries: int = Field(3, ge=0, le=10, description="retries of a POST that failed to connect or got 5xx")
+    remind_every: timedelta | None = Field(
+        None, description="repeat an open breach this often (default never)"
+    )
+
+
 class DRSettings(_Section):
     """The disaster-recovery site: another S3 endpoint holding the same bucket names, and its catalog.
 
@@ -168,6 +185,7 @@ class Settings(BaseSettings):
     trino: TrinoSettings = Field(default_factory=TrinoSettings)
     sources: SourceCredentials = Field(default_factory=SourceCredentials)
     dr: DRSettings = Field(default_factory=DRSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     bucket_prefix: str = Field("", description="prefix of the tier bucket names (e.g. per environment)")
     storage_prefix: str = Field(
         "", description="key prefix inside every tier bucket (environments sharing buckets)"

@@ -28,6 +28,9 @@
     │   └── ReplicationError          a copy to the DR site could not be completed or verified
     ├── QualityError                  quality checks could not pass a batch
     │   └── QualityGateFailed         a batch failed error-level expectations; nothing was published
+    ├── NotificationError             an alert could not be delivered (webhook URL redacted)
+    │   ├── NotificationUnavailable [T]  the webhook stayed unreachable or answered 5xx through every retry
+    │   └── NotificationRejected      the webhook refused the message (4xx: bad token, unknown channel …)
     └── PipelineError                 a run failed; carries the per-window report
 
 ``[T]`` marks the transient ones: they also derive from :class:`TransientError` (``exc.transient`` is
@@ -56,6 +59,9 @@ __all__ = [
     "LakeStateError",
     "MissingDependency",
     "NoData",
+    "NotificationError",
+    "NotificationRejected",
+    "NotificationUnavailable",
     "PayloadError",
     "PipelineError",
     "QualityError",
@@ -230,6 +236,19 @@ class QualityGateFailed(QualityError):
         super().__init__(message, **context)
         self.failed = failed or []
         self.result = result
+
+
+# --- alerts --------------------------------------------------------------------------------------
+class NotificationError(HmcoError):
+    """An alert could not be delivered; the message names the webhook with its token redacted."""
+
+
+class NotificationUnavailable(NotificationError, TransientError):
+    """The webhook could not be reached or answered 5xx through every retry."""
+
+
+class NotificationRejected(NotificationError, TerminalError):
+    """The webhook refused the message (4xx): its URL, token or channel needs fixing."""
 
 
 # --- runs ------------------------------------------------------------------------------------------

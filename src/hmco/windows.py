@@ -146,3 +146,23 @@ class Window:
 
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+def format_duration(delta: timedelta, *, exact: bool = False) -> str:
+    """A duration for people: ``1.5h``, ``2.0d``, ``4m05s`` (ages), or with ``exact`` ``14h30m``, ``21d``
+    (SLAs and limits, in the grammar :func:`parse_duration` reads)."""
+    secs = max(int(delta.total_seconds()), 0)
+    if exact:
+        parts = []
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+            if secs >= size:
+                parts.append(f"{secs // size}{unit}")
+                secs %= size
+        return "".join(parts) or "0s"
+    if secs >= 86400:
+        return f"{secs / 86400:.1f}d"
+    if secs >= 3600:
+        return f"{secs / 3600:.1f}h"
+    if secs >= 60:
+        return f"{secs // 60}m{secs % 60:02d}s"
+    return f"{secs}s"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -121,18 +122,16 @@ class JobLedger:
         token = uuid.uuid4().hex
         values = {"owner": owner, "token": token, "acquired_at": now, "expires_at": now + ttl}
         t = self.leases
+        try:  # the usual case: nobody holds it (a released lease is a deleted row)
+            with self.engine.begin() as conn:
+                conn.execute(insert(t).values(job=job, **values))
+            return Lease(job, owner, token, now, now + ttl)
+        except IntegrityError:  # a row exists: it may have expired, or its holder died here
+            pass
         with self.engine.begin() as conn:
             held = conn.execute(select(t).where(t.c.job == job)).mappings().first()
         if held is None:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(insert(t).values(job=job, **values))
-                return Lease(job, owner, token, now, now + ttl)
-            except IntegrityError:  # another process inserted first: fall through to the takeover
-                with self.engine.begin() as conn:
-                    held = conn.execute(select(t).where(t.c.job == job)).mappings().first()
-                if held is None:
-                    return self.acquire(job, owner, ttl=ttl, now=now)
+            return self.acquire(job, owner, ttl=ttl, now=now)
         free = [t.c.expires_at <= now, t.c.owner == owner]
         if _dead_here(held["owner"]):
             free.append(true())
@@ -172,6 +171,39 @@ class JobLedger:
                 conn.execute(delete(t).where(and_(t.c.job == lease.job, t.c.token == lease.token))).rowcount
             )
 
+    def start(self, job: str, fire: datetime | None, now: datetime) -> bool:
+        """Mark ``job`` started for ``fire``; False when that fire was already handled (by anyone)."""
+        from sqlalchemy import and_, insert, or_, update
+        from sqlalchemy.exc import IntegrityError
+
+        t = self.runs
+        fresh = t.c.job == job
+        if fire is not None:
+            fresh = and_(fresh, or_(t.c.last_fire.is_(None), t.c.last_fire < as_utc(fire)))
+        with self.engine.begin() as conn:
+            if conn.execute(update(t).where(fresh).values(started_at=as_utc(now))).rowcount:
+                return True
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t).values(job=job, started_at=as_utc(now)))
+            return True
+        except IntegrityError:  # the row exists: the fire was handled
+            return False
+
+    def finish(self, lease: Lease, **values: Any) -> None:
+        """Record how the run ended (``last_fire``, ``finished_at``, ``outcome`` …) and release the lease,
+        in one transaction."""
+        from sqlalchemy import and_, delete, update
+
+        values = {k: as_utc(v) if isinstance(v, datetime) else v for k, v in values.items()}
+        with self.engine.begin() as conn:
+            conn.execute(update(self.runs).where(self.runs.c.job == lease.job).values(**values))
+            conn.execute(
+                delete(self.leases).where(
+                    and_(self.leases.c.job == lease.job, self.leases.c.token == lease.token)
+                )
+            )
+
     def holder(self, job: str) -> LeaseHeld | None:
         from sqlalchemy import select
 
@@ -182,28 +214,23 @@ class JobLedger:
 
     # runs --------------------------------------------------------------------------------------------
     def last_run(self, job: str) -> JobRun:
+        return self.last_runs([job])[job]
+
+    def last_runs(self, jobs: Sequence[str]) -> dict[str, JobRun]:
+        """Each job's run row in one query (a job never run has an empty one)."""
         from sqlalchemy import select
 
         t = self.runs
         with self.engine.begin() as conn:
-            row = conn.execute(select(t).where(t.c.job == job)).mappings().first()
-        if row is None:
-            return JobRun(job, None, None, None, None, None, None)
-        return JobRun(
-            job,
-            _utc(row["last_fire"]),
-            _utc(row["started_at"]),
-            _utc(row["finished_at"]),
-            row["outcome"],
-            row["detail"],
-            _utc(row["last_success"]),
-        )
+            rows = {r["job"]: r for r in conn.execute(select(t).where(t.c.job.in_(list(jobs)))).mappings()}
+        return {job: _run(job, rows.get(job)) for job in jobs}
 
     def record(self, job: str, **values: Any) -> None:
         """Upsert ``job``'s run row (``last_fire``, ``started_at``, ``finished_at``, ``outcome`` …)."""
         from sqlalchemy import insert, update
         from sqlalchemy.exc import IntegrityError
 
+        values = {k: as_utc(v) if isinstance(v, datetime) else v for k, v in values.items()}
         t = self.runs
         with self.engine.begin() as conn:
             if conn.execute(update(t).where(t.c.job == job).values(**values)).rowcount:
@@ -214,6 +241,20 @@ class JobLedger:
         except IntegrityError:
             with self.engine.begin() as conn:
                 conn.execute(update(t).where(t.c.job == job).values(**values))
+
+
+def _run(job: str, row: Any) -> JobRun:
+    if row is None:
+        return JobRun(job, None, None, None, None, None, None)
+    return JobRun(
+        job,
+        _utc(row["last_fire"]),
+        _utc(row["started_at"]),
+        _utc(row["finished_at"]),
+        row["outcome"],
+        row["detail"],
+        _utc(row["last_success"]),
+    )
 
 
 def _dead_here(owner: str) -> bool:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hmco.errors import LakeStateError
-from hmco.windows import as_utc
+from hmco.windows import as_utc, format_duration
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -108,12 +108,12 @@ class StoreStatus:
 
     def __str__(self) -> str:
         if self.newest is None:
-            return f"{self.store:11} NO BACKUP                                   RPO {_fmt(self.rpo)}  RED"
+            return f"{self.store:11} NO BACKUP                                   RPO {format_duration(self.rpo)}  RED"
         state = "ok" if self.ok else "RED"
         age = self.age or timedelta(0)
         return (
             f"{self.store:11} {self.newest.kind:15} {self.newest.restore_point:%Y-%m-%d %H:%M:%S}Z  "
-            f"age {_fmt(age):>8}  RPO {_fmt(self.rpo)}  {state}"
+            f"age {format_duration(age):>8}  RPO {format_duration(self.rpo)}  {state}"
         )
 
 
@@ -195,12 +195,3 @@ class BackupCatalog:
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
         """The filesystem and base path of the backup location (for storing backup bytes beside records)."""
         return self.lake.filesystem(self.location)
-
-
-def _fmt(delta: timedelta) -> str:
-    secs = int(delta.total_seconds())
-    if secs >= 86400:
-        return f"{secs / 86400:.1f}d"
-    if secs >= 3600:
-        return f"{secs / 3600:.1f}h"
-    return f"{secs // 60}m{secs % 60:02d}s"

@@ -18,10 +18,10 @@ metric                                      type       labels
 ``hmco_ingest_rows_total``                  counter    pipeline, dataset (rows published by a window)
 ``hmco_ingest_bytes_total``                 counter    pipeline, dataset (Arrow bytes published)
 ``hmco_quarantined_batches_total``          counter    pipeline, dataset
-``hmco_job_runs_total``                     counter    job, kind, outcome (succeeded | failed | skipped)
-``hmco_job_duration_seconds``               histogram  job, kind
-``hmco_job_last_run_timestamp_seconds``     gauge      job, kind (Unix time the last run ended)
-``hmco_job_last_success_timestamp_seconds`` gauge      job, kind
+``hmco_job_runs_total``                     counter    hmco_job, kind, outcome (succeeded | failed | skipped)
+``hmco_job_duration_seconds``               histogram  hmco_job, kind
+``hmco_job_last_run_timestamp_seconds``     gauge      hmco_job, kind (Unix time the last run ended)
+``hmco_job_last_success_timestamp_seconds`` gauge      hmco_job, kind
 ``hmco_backup_last_success_timestamp_seconds`` gauge   store (clickhouse | catalog | lake)
 ``hmco_backup_age_seconds``                 gauge      store (now minus the newest restorable point)
 ``hmco_serve_up``                           gauge      (1 while ``hmco serve`` runs)
@@ -200,7 +200,7 @@ class HmcoMetrics:
             ingest,
             registry=reg,
         )
-        job = ["job", "kind"]
+        job = ["hmco_job", "kind"]  # not "job": Prometheus's scrape label would rename it exported_job
         self.job_runs = Counter(
             "hmco_job_runs", "Scheduled job runs by outcome", [*job, "outcome"], registry=reg
         )
@@ -250,13 +250,13 @@ class HmcoMetrics:
 
     def record_job(self, job: str, kind: str, outcome: str, seconds: float, *, at: datetime) -> None:
         """One scheduled run: its outcome (succeeded | failed | skipped), duration and end time."""
-        self.job_runs.labels(job=job, kind=kind, outcome=outcome).inc()
+        self.job_runs.labels(hmco_job=job, kind=kind, outcome=outcome).inc()
         if outcome == "skipped":
             return
-        self.job_duration.labels(job=job, kind=kind).observe(seconds)
-        self.job_last_run.labels(job=job, kind=kind).set(at.timestamp())
+        self.job_duration.labels(hmco_job=job, kind=kind).observe(seconds)
+        self.job_last_run.labels(hmco_job=job, kind=kind).set(at.timestamp())
         if outcome == "succeeded":
-            self.job_last_success.labels(job=job, kind=kind).set(at.timestamp())
+            self.job_last_success.labels(hmco_job=job, kind=kind).set(at.timestamp())
 
     def record_backup(self, store: str, newest: datetime | None, *, now: datetime) -> None:
         """The newest restorable point of ``store`` and its age at ``now``."""

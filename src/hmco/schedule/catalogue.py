@@ -116,6 +116,12 @@ class Job:
         return self.spec.lag if self.spec is not None else timedelta(0)
 
     @property
+    def cadence(self) -> timedelta:
+        """The time between two fires (a week for the Sunday jobs)."""
+        first = self.cron.next_fire(_EPOCH)
+        return self.cron.next_fire(first) - first
+
+    @property
     def runbook(self) -> str:
         """The command a person runs when this job's alert fires."""
         if self.kind == "backup":
@@ -208,7 +214,8 @@ def _ingestion_job(spec: PipelineSpec) -> Job:
     cron = spec.cron
     assert cron is not None
     kind: JobKind = "realtime" if "clickhouse" in spec.sinks else "pipeline"
-    cadence = cron.next_fire(cron.next_fire(_EPOCH)) - cron.next_fire(_EPOCH)
+    first = cron.next_fire(_EPOCH)
+    cadence = cron.next_fire(first) - first
     return Job(
         name=spec.name,
         kind=kind,

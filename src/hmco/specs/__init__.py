@@ -1,0 +1,1 @@
+"""The seven ingestion workflows shipped with hmco, as UIS specs (see hmco.schedule.catalogue)."""
