@@ -65,6 +65,8 @@ class CatalogueJob(Protocol):
     @property
     def cadence(self) -> timedelta: ...
     @property
+    def iso(self) -> str | None: ...
+    @property
     def timeout(self) -> timedelta: ...
 
 
@@ -96,8 +98,8 @@ def prom_duration(delta: timedelta) -> str:
 
 
 def job_iso(job: CatalogueJob) -> str:
-    """The ISO code a real-time job polls (``CAISO``): its source type, upper-cased."""
-    return str(job.spec.source.type).upper()
+    """The ISO code a real-time job polls (``CAISO``), as its metrics are labelled."""
+    return str(job.iso)
 
 
 def backup_store(job: CatalogueJob) -> str:

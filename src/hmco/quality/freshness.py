@@ -284,6 +284,8 @@ class IngestionJob(Protocol):
     def runbook(self) -> str: ...
     @property
     def spec(self) -> _Spec | None: ...
+    @property
+    def iso(self) -> str | None: ...
 
 
 @runtime_checkable
@@ -474,9 +476,8 @@ def _connect(clickhouse: Any) -> tuple[Any, str]:
 
 
 def _iso_of(job: IngestionJob) -> str | None:
-    """The ISO code a real-time job writes (``caiso`` → ``CAISO``), or None."""
-    spec = job.spec
-    return spec.source.type.upper() if spec is not None else None
+    """The ISO code a real-time job writes (``caiso`` → ``CAISO``; its ``iso`` when it has one), or None."""
+    return job.iso
 
 
 def _describe(exc: BaseException, limit: int = 300) -> str:

@@ -116,6 +116,17 @@ class Job:
         return self.spec.lag if self.spec is not None else timedelta(0)
 
     @property
+    def iso(self) -> str | None:
+        """The ISO a real-time job polls: its source's ``iso`` parameter, else the registry's code for the
+        source (``caiso`` → ``CAISO``); None for other jobs. Metrics, rules and freshness label by it."""
+        if self.kind != "realtime" or self.spec is None:
+            return None
+        from hmco.sources import realtime_isos
+
+        source = self.spec.source
+        return str(source.params.get("iso") or realtime_isos().get(source.type) or source.type.upper())
+
+    @property
     def cadence(self) -> timedelta:
         """The time between two fires (a week for the Sunday jobs)."""
         first = self.cron.next_fire(_EPOCH)

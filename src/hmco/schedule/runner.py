@@ -109,6 +109,7 @@ class JobRunner:
         self.ledger = self.lake.state.jobs
         self._pipelines: dict[str, Pipeline] = {}
         self._realtime: RealtimeRunner | None = None
+        self._rt_iso: dict[str, str] = {}
         self._build_lock = threading.Lock()
         self._run_locks = {job.name: threading.Lock() for job in self.catalogue}
         if self.gate is False:
@@ -178,8 +179,10 @@ class JobRunner:
             seconds = time.perf_counter() - started
             ended = now + timedelta(seconds=seconds)
             values: dict[str, Any] = {"finished_at": ended, "outcome": outcome, "detail": detail[:2000]}
-            if fire is not None:
-                values["last_fire"] = fire
+            # A run by hand answers the schedule's newest fire too, so serve does not repeat it at once.
+            answered = fire or job.cron.last_fire(now, within=job.cadence)
+            if answered is not None:
+                values["last_fire"] = answered
             if outcome == "succeeded":
                 values["last_success"] = ended
             self.ledger.finish(lease, **values)
@@ -267,7 +270,9 @@ class JobRunner:
         sources = {}
         for job in jobs:
             assert job.spec is not None
-            sources[_iso(job)] = build_source(job.spec, self.lake.settings)
+            assert job.iso is not None
+            self._rt_iso[job.name] = job.iso
+            sources[job.iso] = build_source(job.spec, self.lake.settings)
         from hmco.clickhouse import ensure_schema, layout_from_settings
 
         layout = layout_from_settings(self.lake.settings)
@@ -285,8 +290,9 @@ class JobRunner:
         )
 
     def _run_realtime(self, job: Job, now: datetime) -> tuple[int, str]:
-        iso = _iso(job)
-        reports = self.realtime.run_once(now, force=True, only=[iso])
+        runner = self.realtime
+        iso = self._rt_iso[job.name]
+        reports = runner.run_once(now, force=True, only=[iso])
         failed = [r for r in reports if not r.ok]
         if failed:
             raise _JobFailed(f"{iso}: {failed[0].error}")
@@ -390,13 +396,6 @@ class _Renewal:
             if renewed is None:
                 log.error("%s lost its lease while running", self.lease.job)
                 return
-
-
-def _iso(job: Job) -> str:
-    from hmco.sources import realtime_isos
-
-    assert job.spec is not None
-    return realtime_isos().get(job.spec.source.type, job.spec.source.type.upper())
 
 
 def _start_of(value: Any) -> datetime | None:
