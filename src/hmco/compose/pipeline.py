@@ -10,6 +10,7 @@ no gap and no duplicate.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,8 @@ class RunReport:
     windows: list[WindowOutcome] = field(default_factory=list)
     finished: datetime | None = None
     gated: bool = True
+    #: Windows not started because the run was asked to stop (``stop`` set: SIGTERM to ``hmco serve``).
+    interrupted: int = 0
 
     @property
     def rows(self) -> int:
@@ -71,6 +74,7 @@ class RunReport:
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
             "gated": self.gated,
+            "interrupted": self.interrupted,
             "windows": [w.to_dict() for w in self.windows],
         }
 
@@ -168,11 +172,20 @@ class Pipeline:
         """End of the contiguous run of committed windows the pipeline's progress has reached."""
         return self.lake.state.watermark(self.dataset, self.name, self.publish_tier)
 
-    def run(self, window: Window, *, resume: bool = False, stop_on_error: bool = True) -> RunReport:
+    def run(
+        self,
+        window: Window,
+        *,
+        resume: bool = False,
+        stop_on_error: bool = True,
+        stop: threading.Event | None = None,
+    ) -> RunReport:
         """Process ``window`` split into ``window_step`` chunks, each committed atomically.
 
         With ``resume=True`` exactly the chunks the lake's state records as committed by this pipeline
-        are skipped; everything else runs, including a window a killed process left behind.
+        are skipped; everything else runs, including a window a killed process left behind. When
+        ``stop`` is set the window being processed finishes and the rest are left (``interrupted``) for
+        the next run, which resumes from the watermark.
 
         Raises:
             QualityGateFailed: a window failed error-level expectations (``.report`` has the run).
@@ -185,7 +198,13 @@ class Pipeline:
         done = state.committed_windows(self.dataset, self.name, self.publish_tier) if resume else []
         bar = self._progress(len(windows))
         try:
-            for w in windows:
+            for i, w in enumerate(windows):
+                if stop is not None and stop.is_set():
+                    report.interrupted = len(windows) - i
+                    log.info(
+                        "%s: stopping; %d window(s) left for the next run", self.name, report.interrupted
+                    )
+                    break
                 if resume and state.is_committed(done, w):
                     report.windows.append(WindowOutcome(w, "skipped"))
                 else:
@@ -213,7 +232,11 @@ class Pipeline:
         return self.run(Window.of(start, end), resume=resume)
 
     def run_since_watermark(
-        self, *, start: datetime | str | None = None, now: datetime | None = None
+        self,
+        *,
+        start: datetime | str | None = None,
+        now: datetime | None = None,
+        stop: threading.Event | None = None,
     ) -> RunReport:
         """Catch up from the watermark (or ``start``) to the newest complete window the source serves."""
         latest = self.source.latest_window(now)
@@ -222,7 +245,7 @@ class Pipeline:
         if begin >= latest.end:
             report.finished = datetime.now(UTC)
             return report
-        return self.run(Window(begin, latest.end), resume=True)
+        return self.run(Window(begin, latest.end), resume=True, stop=stop)
 
     # --- helpers ---------------------------------------------------------------------------------
 

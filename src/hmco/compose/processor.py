@@ -176,6 +176,13 @@ class WindowProcessor:
             else:
                 self._stage_gate_publish(table, window, outcome)
                 self.metrics.record_ingest(self.name, self.dataset.name, outcome.rows, outcome.bytes)
+                log.info(
+                    "%s: window %s published: %d rows (batch %s)",
+                    self.name,
+                    window,
+                    outcome.rows,
+                    outcome.batch_id,
+                )
         except QualityGateFailed as exc:
             outcome.status = "failed"
             outcome.error = str(exc)

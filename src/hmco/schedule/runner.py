@@ -179,9 +179,10 @@ class JobRunner:
             seconds = time.perf_counter() - started
             ended = now + timedelta(seconds=seconds)
             values: dict[str, Any] = {"finished_at": ended, "outcome": outcome, "detail": detail[:2000]}
-            # A run by hand answers the schedule's newest fire too, so serve does not repeat it at once.
+            # A run by hand answers the schedule's newest fire too, so serve does not repeat it at once. A run
+            # cut short by a shutdown answers nothing: the next start runs it again (from its watermark).
             answered = fire or job.cron.last_fire(now, within=job.cadence)
-            if answered is not None:
+            if answered is not None and not self.stop.is_set():
                 values["last_fire"] = answered
             if outcome == "succeeded":
                 values["last_success"] = ended
@@ -242,14 +243,22 @@ class JobRunner:
         assert job.spec is not None
         pipeline = self.pipeline(job)
         start = job.spec.start
-        report = pipeline.run_since_watermark(start=_start_of(start), now=now)
+        report = pipeline.run_since_watermark(start=_start_of(start), now=now, stop=self.stop)
         if not report.ok:
             failed = [w for w in report.windows if w.status == "failed"]
             raise _JobFailed(
                 f"{len(failed)} window(s) failed; first: {failed[0].error}", cause=failed[0].exception
             )
         done = [w for w in report.windows if w.status in ("ok", "empty")]
-        return report.rows, f"{len(done)} window(s), {report.rows:,} rows, watermark {pipeline.watermark}"
+        left = (
+            f"; stopped with {report.interrupted} window(s) left for the next run"
+            if report.interrupted
+            else ""
+        )
+        return (
+            report.rows,
+            f"{len(done)} window(s), {report.rows:,} rows, watermark {pipeline.watermark}{left}",
+        )
 
     @property
     def realtime(self) -> RealtimeRunner:
