@@ -48,8 +48,13 @@ if TYPE_CHECKING:
     from hmco.compose.pipeline import Pipeline, RunReport
     from hmco.compose.realtime import RealtimeRunner
     from hmco.compose.spec import PipelineSpec, build_pipeline, load_spec
+    from hmco.cron import Cron
     from hmco.lake import Lake, Tier
+    from hmco.monitoring.alerts import alert_rules
+    from hmco.monitoring.dashboard import dashboard
+    from hmco.monitoring.notify import WebhookNotifier
     from hmco.query.lake import LakeSQL
+    from hmco.schedule import Catalogue, Job, JobResult, JobRunner, Serve, default_catalogue
     from hmco.sinks.clickhouse import ClickHouseSink
     from hmco.sinks.iceberg import IcebergSink
     from hmco.sinks.raw import RawArchive
@@ -78,17 +83,32 @@ _LAZY = {
     "ClickHouseSink": "hmco.sinks.clickhouse",
     "RealtimeRunner": "hmco.compose.realtime",
     "connect_clickhouse": "hmco.clickhouse",
+    "Catalogue": "hmco.schedule",
+    "Job": "hmco.schedule",
+    "JobRunner": "hmco.schedule",
+    "JobResult": "hmco.schedule",
+    "Serve": "hmco.schedule",
+    "default_catalogue": "hmco.schedule",
+    "Cron": "hmco.cron",
+    "WebhookNotifier": "hmco.monitoring.notify",
+    "alert_rules": "hmco.monitoring.alerts",
+    "dashboard": "hmco.monitoring.dashboard",
 }
 
 __all__ = [
     "DATASETS",
     "TIERS",
+    "Catalogue",
     "ClickHouseSink",
     "CommitConflict",
     "ConfigError",
+    "Cron",
     "Dataset",
     "HmcoError",
     "IcebergSink",
+    "Job",
+    "JobResult",
+    "JobRunner",
     "Lake",
     "LakeSQL",
     "LakeState",
@@ -104,6 +124,7 @@ __all__ = [
     "RawPayload",
     "RealtimeRunner",
     "RunReport",
+    "Serve",
     "Settings",
     "SinkError",
     "Source",
@@ -113,13 +134,17 @@ __all__ = [
     "TerminalError",
     "Tier",
     "TransientError",
+    "WebhookNotifier",
     "Window",
     "WindowOutcome",
     "WindowProcessor",
     "__version__",
+    "alert_rules",
     "build_pipeline",
     "configure_logging",
     "connect_clickhouse",
+    "dashboard",
+    "default_catalogue",
     "errors",
     "get_dataset",
     "load_spec",

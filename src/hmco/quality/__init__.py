@@ -9,7 +9,13 @@ checks a batch.
 
 from __future__ import annotations
 
-from hmco.quality.freshness import FreshnessReport, FreshnessStatus, check_freshness
+from hmco.quality.freshness import (
+    FreshnessReport,
+    FreshnessStatus,
+    catalogue_freshness,
+    check_freshness,
+    lake_freshness,
+)
 from hmco.quality.gate import ExpectationOutcome, Gate, GateResult
 from hmco.quality.gx import ExpectationGate
 from hmco.quality.kinds import CheckContext, ExpectationKind, get_kind, register_kind, registered_kinds
@@ -30,9 +36,11 @@ __all__ = [
     "Suite",
     "build_gate",
     "build_suite",
+    "catalogue_freshness",
     "check_freshness",
     "default_suite",
     "get_kind",
+    "lake_freshness",
     "register_kind",
     "registered_kinds",
 ]
