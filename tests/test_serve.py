@@ -267,3 +267,43 @@ def test_shutdown_lets_a_running_job_finish_and_stops_firing(live: Any) -> None:
     assert [(r.job, r.outcome, r.rows) for r in done] == [("synth-batch", "succeeded", 7)]
     assert serve.scheduler is not None and not serve.scheduler.running
     assert runner.ledger.holder("synth-batch") is None  # the lease was released
+
+
+def test_the_freshness_watch_posts_a_breach_then_its_recovery_to_the_webhook(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from hmco.monitoring.notify import WebhookNotifier
+    from tests.support.webhook import TOKEN, WebhookReceiver
+
+    now = datetime(2026, 11, 10, 12, 1, tzinfo=UTC)
+    clock = [now]
+    catalogue = default_catalogue(
+        _specs(tmp_path / "specs", now.replace(minute=0) - timedelta(hours=1)), pipelines=["synth-batch"]
+    )
+    lake = Lake(Settings.load(home=tmp_path / "hmco"))
+    with WebhookReceiver() as receiver:
+        notifier = WebhookNotifier(
+            SecretStr(receiver.url), clock=lambda: clock[0], registry=CollectorRegistry()
+        )
+        runner = JobRunner(
+            catalogue, lake, registry=CollectorRegistry(), clock=lambda: clock[0], notifier=notifier
+        )
+        serve = Serve(runner, metrics_port=None)
+        assert {r.job: r.outcome for r in serve.once(now)} == {
+            "synth-batch": "succeeded",
+            "freshness-watch": "succeeded",
+        }
+        assert receiver.received == []  # fresh: nothing to say
+        clock[0] = now + timedelta(minutes=20)  # the newest interval ended at 12:00; the SLA is 10 minutes
+        serve.once(clock[0], only=["freshness-watch"])
+        [breach] = receiver.received
+        assert "rt_lmp" in breach["text"] and "stale" in breach["text"].lower()
+        assert "hmco schedule run synth-batch" in breach["text"]  # the runbook command
+        serve.once(clock[0] + timedelta(minutes=1), only=["freshness-watch"])
+        assert len(receiver.received) == 1  # still stale: not posted again
+        clock[0] = now.replace(hour=18, minute=1)  # the pipeline's next run catches up; the watch recovers
+        assert all(r.ok for r in serve.once(clock[0]))
+        assert len(receiver.received) == 2
+        recovery = receiver.received[1]
+        assert "rt_lmp" in recovery["text"] and "recover" in recovery["text"].lower()
+        assert all(TOKEN not in str(m) for m in receiver.received)

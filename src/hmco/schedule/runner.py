@@ -105,6 +105,10 @@ class JobRunner:
     wait: Callable[[float], object] | None = None
 
     def __post_init__(self) -> None:
+        if self.registry is None:  # one registry for everything serve exposes, the real-time runner's too
+            from prometheus_client import REGISTRY
+
+            self.registry = REGISTRY
         self.metrics = metrics_for(self.registry)
         self.ledger = self.lake.state.jobs
         self._pipelines: dict[str, Pipeline] = {}
