@@ -17,17 +17,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
+from hmco.monitoring.jobs import CatalogueJob
 from hmco.windows import format_duration
 
 __all__ = [
     "DEFAULT_RPO",
     "DEFAULT_SCRAPE_JOB",
     "AlertThresholds",
-    "CatalogueJob",
     "alert_rules",
     "backup_max_age",
     "backup_store",
@@ -41,33 +41,6 @@ DEFAULT_SCRAPE_JOB = "hmco-serve"
 #: The platform's RPO; the same value as :data:`hmco.maintenance.backup_records.DEFAULT_RPO` (monitoring
 #: sits below maintenance and cannot import it; a test keeps the two equal).
 DEFAULT_RPO = timedelta(minutes=30)
-
-
-class CatalogueJob(Protocol):
-    """One job of the catalogue, as the rules need it (:class:`hmco.schedule.catalogue.Job` fits)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def dataset(self) -> str | None: ...
-    @property
-    def sla(self) -> timedelta | None: ...
-    @property
-    def lag(self) -> timedelta: ...
-    @property
-    def action(self) -> str | None: ...
-    @property
-    def runbook(self) -> str: ...
-    @property
-    def spec(self) -> Any: ...
-    @property
-    def cadence(self) -> timedelta: ...
-    @property
-    def iso(self) -> str | None: ...
-    @property
-    def timeout(self) -> timedelta: ...
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from hmco.monitoring.alerts import AlertThresholds, CatalogueJob, backup_store, job_iso
+from hmco.monitoring.alerts import AlertThresholds, backup_store, job_iso
+from hmco.monitoring.jobs import CatalogueJob
 
 __all__ = [
     "DATASOURCE",

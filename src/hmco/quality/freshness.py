@@ -20,16 +20,17 @@ scheduler exit code (0 all fresh, 1 otherwise).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hmco.errors import ConfigError, HmcoError, MissingDependency
 from hmco.lake.state import LakeState
+from hmco.monitoring.jobs import CatalogueJob, JobCatalogue
 from hmco.redaction import redact_text
 from hmco.schemas import TS, Dataset, get_dataset
 from hmco.windows import as_utc, format_duration
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = [
     "FreshnessReport",
     "FreshnessStatus",
-    "IngestionJob",
     "catalogue_freshness",
     "check_freshness",
     "clickhouse_freshness",
@@ -257,45 +257,6 @@ def clickhouse_freshness(
     )
 
 
-class _Source(Protocol):
-    @property
-    def type(self) -> str: ...
-
-
-class _Spec(Protocol):
-    @property
-    def source(self) -> _Source: ...
-
-
-class IngestionJob(Protocol):
-    """An ingestion job of a job catalogue, by shape (:class:`hmco.schedule.catalogue.Job` is one)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def dataset(self) -> str | None: ...
-    @property
-    def sla(self) -> timedelta | None: ...
-    @property
-    def lag(self) -> timedelta: ...
-    @property
-    def runbook(self) -> str: ...
-    @property
-    def spec(self) -> _Spec | None: ...
-    @property
-    def iso(self) -> str | None: ...
-
-
-@runtime_checkable
-class JobCatalogue(Protocol):
-    """Anything with the ingestion jobs of a catalogue (:class:`hmco.schedule.catalogue.Catalogue`)."""
-
-    @property
-    def ingestion(self) -> Sequence[IngestionJob]: ...
-
-
 def lake_freshness(
     lake: Lake,
     dataset: Dataset | str,
@@ -349,7 +310,7 @@ def lake_freshness(
 
 def catalogue_freshness(
     lake: Lake,
-    catalogue: JobCatalogue | Iterable[IngestionJob],
+    catalogue: JobCatalogue | Iterable[CatalogueJob],
     *,
     now: datetime | None = None,
     clickhouse: Any = None,
@@ -475,7 +436,7 @@ def _connect(clickhouse: Any) -> tuple[Any, str]:
     return clickhouse, ""
 
 
-def _iso_of(job: IngestionJob) -> str | None:
+def _iso_of(job: CatalogueJob) -> str | None:
     """The ISO code a real-time job writes (``caiso`` → ``CAISO``; its ``iso`` when it has one), or None."""
     return job.iso
 
