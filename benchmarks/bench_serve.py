@@ -16,7 +16,9 @@ peak) of ``/proc/<pid>/status``. CPU % is of one core.
   records). Start-up and ``HMCO_BENCH_SERVE_SETTLE_S`` (20 s) are not measured; the span is
   ``HMCO_BENCH_SERVE_IDLE_S`` (120 s).
 * ``test_serve_polling``: ``--job caiso-rt-lmp --job miso-rt-lmp --job spp-rt-lmp`` with spec overrides
-  pointing ``source.base_url`` at the loopback replay server, whose feeds come from ``bench_realtime.py``
+  pointing ``source.base_url`` at loopback replay servers (one per ISO, as the real hosts are distinct:
+  hmco paces requests per host, process-wide, and CAISO's 5 s rule would otherwise pace all three ISOs),
+  whose feeds come from ``bench_realtime.py``
   (imported, same wire formats and node counts, ``HMCO_BENCH_RT_*_NODES``; CAISO ``nodes: ALL``). The
   feeds follow the real clock: the interval ending at E appears on every feed at wall time E (an ISO
   that publishes at once); ``serve`` (real clock, cron ``*/5``, each client's publication lag of 3-5 min)
@@ -241,6 +243,7 @@ def _report(benchmark: Any, info: dict[str, Any]) -> None:
 # --- idle ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(2 * (SETTLE_S + IDLE_S) + 300)
 @pytest.mark.parametrize("watch", [False, True], ids=["upkeep", "upkeep+watch"])
 def test_serve_idle(benchmark: Any, tmp_path: Path, watch: bool) -> None:
     """CPU % and RSS of a serve process with nothing due (and, with ``watch``, the 1-minute watch)."""
@@ -352,12 +355,18 @@ class Publisher:
 
 
 @pytest.fixture
-def replay() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        yield server
+def replays() -> Iterator[dict[str, ReplayServer]]:
+    """One loopback server per ISO."""
+    servers = {iso: ReplayServer() for iso in FEEDS}
+    for server in servers.values():
+        server.__enter__()
+    yield servers
+    for server in servers.values():
+        server.__exit__()
 
 
-def test_serve_polling(benchmark: Any, tmp_path: Path, replay: ReplayServer) -> None:
+@pytest.mark.timeout(MINUTES * 60 + 1200)
+def test_serve_polling(benchmark: Any, tmp_path: Path, replays: dict[str, ReplayServer]) -> None:
     """CPU and RSS of serve polling CAISO, MISO and SPP every 5 minutes (real clock, loopback feeds)."""
     benchmark.group = "serve overhead"
     cadences = max(1, int(MINUTES * 60 // CADENCE))
@@ -372,7 +381,8 @@ def test_serve_polling(benchmark: Any, tmp_path: Path, replay: ReplayServer) -> 
     settings = Settings.load(home=tmp_path / "feeds")
     clock = Clock(launch)
     feeds: dict[str, Feed] = {
-        iso: (DayRollingMisoFeed if iso == "MISO" else FEEDS[iso])(replay, settings, clock) for iso in FEEDS
+        iso: (DayRollingMisoFeed if iso == "MISO" else FEEDS[iso])(replays[iso], settings, clock)
+        for iso in FEEDS
     }
     publisher = Publisher(feeds, clock)
     startup_end = publisher.publish_for(launch + timedelta(seconds=20))  # the catch-up poll's interval
@@ -380,7 +390,7 @@ def test_serve_polling(benchmark: Any, tmp_path: Path, replay: ReplayServer) -> 
     specs.mkdir()
     urls = {"CAISO": "/oasisapi", "MISO": "/api", "SPP": "/file-browser-api"}
     for iso, job in RT_JOBS.items():
-        source: dict[str, Any] = {"base_url": replay.url + urls[iso]}
+        source: dict[str, Any] = {"base_url": replays[iso].url + urls[iso]}
         if iso == "CAISO":
             source["params"] = {"nodes": "ALL"}
         (specs / f"{job}.yaml").write_text(yaml.safe_dump({"name": job, "source": source}))
@@ -400,10 +410,16 @@ def test_serve_polling(benchmark: Any, tmp_path: Path, replay: ReplayServer) -> 
         ready, m = proc.wait_for(r"metrics at (http://\S+)")
         url = m.group(1)
         for job in RT_JOBS.values():
-            proc.wait_for(rf"^{job}\s+succeeded", timeout=240)
+            _, done = proc.wait_for(rf"^{job}\s+(succeeded|failed)", timeout=240)
+            assert done.group(1) == "succeeded", proc.output
         startup_done = time.time()
         startup = sample(proc.p.pid)
         metrics_startup = _metrics(url)
+        print(
+            f"\ncatch-up polls done {time.time() - proc.launched:.1f} s after launch; measuring from "
+            f"{datetime.fromtimestamp(first_poll.timestamp() - 15, UTC):%H:%M:%S}Z",
+            flush=True,
+        )
         span_start = first_poll.timestamp() - 15
         span_end = span_start + cadences * CADENCE
         _wait_until(span_start)
@@ -517,6 +533,7 @@ def _alert_spec(specs: Path, start: datetime, sla_s: float | None) -> None:
     (specs / f"{ALERT_JOB}.yaml").write_text(yaml.safe_dump(spec))
 
 
+@pytest.mark.timeout(BREACHES * 240 + 600)
 def test_breach_to_alert(benchmark: Any, tmp_path: Path) -> None:
     """From the instant a dataset's SLA expires to the webhook receiving serve's breach alert."""
     benchmark.group = "serve breach-to-alert"
@@ -525,8 +542,9 @@ def test_breach_to_alert(benchmark: Any, tmp_path: Path) -> None:
 
     home, specs = tmp_path / "hmco", tmp_path / "specs"
     specs.mkdir()
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    _alert_spec(specs, hour - timedelta(hours=3), None)
+    now = datetime.now(UTC)  # the synthetic source serves 6-hour windows: start one window before the last
+    start = now.replace(hour=now.hour // 6 * 6, minute=0, second=0, microsecond=0) - timedelta(hours=12)
+    _alert_spec(specs, start, None)
     once = subprocess.run(
         [HMCO, "serve", "--once", "--json", "--job", ALERT_JOB, "--specs", str(specs)],
         env=_env(home),
@@ -558,7 +576,7 @@ def test_breach_to_alert(benchmark: Any, tmp_path: Path) -> None:
             breach = math.floor(earliest / 60) * 60 + phase
             if breach < earliest:
                 breach += 60
-            _alert_spec(specs, hour - timedelta(hours=3), breach - current_to - lag_s)
+            _alert_spec(specs, start, breach - current_to - lag_s)
             seen = len(received)
             env = _env(home, HMCO_ALERTS__WEBHOOK_URL=receiver.url)
             proc = Serve(
