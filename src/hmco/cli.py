@@ -561,9 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_archive)
 
     _add_backup_parsers(sub)
-    from hmco.cli_schedule import add_parsers
+    from hmco import cli_schedule, cli_security
 
-    add_parsers(sub)
+    cli_schedule.add_parsers(sub)
+    cli_security.add_parsers(sub)
     return parser
 
 

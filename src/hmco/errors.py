@@ -5,7 +5,8 @@
     HmcoError                         base of everything hmco raises
     ├── ConfigError                   bad settings, profile file or missing credentials
     │   ├── SpecError                 a UIS YAML spec that does not validate (names the field)
-    │   └── MissingDependency         an optional extra is not installed (names the extra)
+    │   ├── MissingDependency         an optional extra is not installed (names the extra)
+    │   └── AccessDenied              S3 or Trino refused a role an action (names role, action, object)
     ├── SourceError                   fetching from a source failed
     │   ├── SourceUnavailable   [T]   connection error, timeout, HTTP 5xx
     │   ├── RateLimited         [T]   HTTP 429 / throttle page; carries ``retry_after`` seconds
@@ -28,6 +29,8 @@
     │   └── ReplicationError          a copy to the DR site could not be completed or verified
     ├── QualityError                  quality checks could not pass a batch
     │   └── QualityGateFailed         a batch failed error-level expectations; nothing was published
+    ├── QueryError                    the query engine (Trino) could not take a query
+    │   └── QueryRejected       [T]   the user's resource group queue was full; retry later
     ├── NotificationError             an alert could not be delivered (webhook URL redacted)
     │   ├── NotificationUnavailable [T]  the webhook stayed unreachable or answered 5xx through every retry
     │   └── NotificationRejected      the webhook refused the message (4xx: bad token, unknown channel …)
@@ -48,6 +51,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AccessDenied",
     "AuthenticationError",
     "BackupError",
     "BackupFailed",
@@ -66,6 +70,8 @@ __all__ = [
     "PipelineError",
     "QualityError",
     "QualityGateFailed",
+    "QueryError",
+    "QueryRejected",
     "RateLimited",
     "ReplicationError",
     "RequestRejected",
@@ -131,6 +137,19 @@ class SpecError(ConfigError):
 
 class MissingDependency(ConfigError, ImportError):
     """An optional dependency is not installed; the message names the pip extra."""
+
+
+class AccessDenied(ConfigError):
+    """S3 refused these keys, or Trino this user, an action: the message names role, action and object.
+
+    Retrying fails the same way; use the keys of a role that may, or change the policies in force.
+    """
+
+    def __init__(
+        self, message: str, role: str | None = None, action: str | None = None, resource: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.role, self.action, self.resource = role, action, resource
 
 
 # --- sources ---------------------------------------------------------------------------------------
@@ -236,6 +255,15 @@ class QualityGateFailed(QualityError):
         super().__init__(message, **context)
         self.failed = failed or []
         self.result = result
+
+
+# --- queries on the engine --------------------------------------------------------------------------
+class QueryError(HmcoError):
+    """The query engine (Trino) could not take a query (refusals of access are :class:`AccessDenied`)."""
+
+
+class QueryRejected(QueryError, TransientError):
+    """The user's resource group had no room left in its queue (``QUERY_QUEUE_FULL``); retry later."""
 
 
 # --- alerts --------------------------------------------------------------------------------------
