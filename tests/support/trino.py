@@ -232,6 +232,8 @@ class TrinoServer:
         root: a scratch directory for etc/, data and logs.
         catalogs: catalog name -> its properties (e.g. ``{"iceberg": {...}}``).
         plugins: the plugin directories to load (only these: loading all ~60 takes much longer).
+        etc_files: extra files for ``etc/`` by name -> text (``access-control.properties``,
+            ``resource-groups.properties`` with ``plugins`` including ``resource-group-managers``).
     """
 
     root: Path
@@ -242,6 +244,7 @@ class TrinoServer:
     proc: subprocess.Popen[bytes] | None = None
     startup_seconds: float = 0.0
     env: dict[str, str] = field(default_factory=dict)
+    etc_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -290,6 +293,8 @@ class TrinoServer:
         (etc / "log.properties").write_text("io.trino=INFO\n")
         for name, props in self.catalogs.items():
             (etc / "catalog" / f"{name}.properties").write_text(_properties(props))
+        for name, text in self.etc_files.items():
+            (etc / name).write_text(text)
         return [str(install / "bin" / "launcher"), "run", f"--etc-dir={etc}", f"--data-dir={data}"]
 
     def start(self, timeout: float = 180.0) -> TrinoServer:

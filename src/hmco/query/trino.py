@@ -112,6 +112,9 @@ class TrinoSQL:
                 cursor.execute(query)
             rows = cursor.fetchall()
             description = cursor.description or []
+        except import_optional("trino.exceptions").TrinoQueryError as exc:
+            self._raise_typed(exc)
+            raise
         finally:
             cursor.close()
         names = [d[0] for d in description]
@@ -121,6 +124,14 @@ class TrinoSQL:
             for values, d in zip(columns, description, strict=True)
         ]
         return pa.Table.from_arrays(arrays, names=names)
+
+    def _raise_typed(self, exc: Exception) -> None:
+        """Raise Trino's refusal (access denied, queue full) as hmco's typed error; other errors pass."""
+        from hmco.security.trino import translate_trino_error
+
+        typed = translate_trino_error(exc, user=self.settings.trino.user)
+        if typed is not None:
+            raise typed from exc
 
     def close(self) -> None:
         if self._conn is not None:
