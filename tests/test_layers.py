@@ -16,7 +16,18 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "hmco"
 
 #: Shared types and helpers every layer may use; they import nothing of hmco above them.
-CORE = {"errors", "windows", "cron", "payload", "redaction", "config", "schemas", "_logging", "_dependencies"}
+CORE = {
+    "errors",
+    "windows",
+    "cron",
+    "payload",
+    "redaction",
+    "config",
+    "schemas",
+    "names",
+    "_logging",
+    "_dependencies",
+}
 #: Heavy engines the core must never import (they are loaded lazily, by the layers that run them).
 ENGINES = {"pyiceberg", "great_expectations", "chdb", "duckdb", "trino", "clickhouse_connect", "polars"}
 #: (from, to) edges that break the architecture, with why.

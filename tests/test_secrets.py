@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hmco._logging import configure_logging
-from hmco.config import Settings
+from hmco.config import SecretRef, Settings
 from hmco.errors import AuthenticationError, SourceUnavailable
 from hmco.redaction import redact_bytes, redact_mapping, redact_text, redact_url, register_secret
 from hmco.sources.eia import EIA
@@ -124,3 +124,30 @@ def test_prefixed_and_url_encoded_secret_names_are_masked_but_lookalikes_are_not
         "Proxy-Authorization": "***",
         "Accept": "json",
     }
+
+
+def test_header_secrets_from_files_are_sent_rotated_and_recorded_masked(
+    replay: ReplayServer, tmp_path: Path
+) -> None:
+    """The file-read path of a header token (NOAA CDO's ``token``): refused once, re-read, re-sent."""
+    old, new = "noaa-file-token-old-0001", "noaa-file-token-new-0002"
+    key_file = tmp_path / "secrets" / "sources__noaa_token"
+    key_file.parent.mkdir()
+    key_file.write_text(old)
+    ref = Settings.load(home=tmp_path / "hmco", secrets_dir=key_file.parent).secret("sources.noaa_token")
+    assert isinstance(ref, SecretRef)
+    replay.add(
+        "/cdo/data", Reply(401, b'{"status": "401", "message": "Token parameter is invalid"}'), match={}
+    )
+    client = HttpClient(replay.url, max_attempts=1, sleep=lambda s: None)
+    assert client.get_with_secret("cdo/data", [("limit", "1")], secret=ref, header="token").status_code == 401
+    assert len(replay.requests) == 1  # nothing newer on disk: not retried
+
+    replay.routes.clear()
+    replay.add("/cdo/data", Reply(200, b"{}"))
+    key_file.write_text(new)
+    resp = client.get_with_secret("cdo/data", [("limit", "1")], secret=ref, header="token")
+    assert resp.status_code == 200 and replay.requests[-1].headers["token"] == new
+    _, _, headers = HttpClient.describe_request(resp)
+    assert headers["token"] == "***"
+    assert old not in redact_text(f"{old} {new}") and new not in redact_text(f"{old} {new}")

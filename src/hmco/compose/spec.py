@@ -11,12 +11,16 @@
     checks: {lmp: {min: -500, max: 3000}}
 
 A bad spec raises :class:`~hmco.errors.SpecError` whose message names every bad field and its problem.
+Hostile values are refused the same way: a ``..`` segment, a NUL or a line break in any
+``source.params`` string (those become URL paths, keys and file names), a ``base_url`` that is not
+http(s), a pipeline ``name`` with ``..``, or a transform that is not ``package.module:function``.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -33,6 +37,8 @@ from pydantic import (
 )
 
 from hmco.errors import ConfigError, SpecError
+from hmco.names import find_traversal
+from hmco.redaction import redact_text
 from hmco.windows import parse_duration
 
 if TYPE_CHECKING:
@@ -72,6 +78,32 @@ class SourceSpec(BaseModel):
     dataset: str | None = Field(None, description="canonical dataset; default = the source's first dataset")
     base_url: str | None = Field(None, description="override the API root (mirror, proxy, test server)")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the source client")
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(value)
+            except ValueError:
+                parts = None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"must be an http(s) URL with a host, not {_shown(value)}")
+            if find_traversal(parts.path.lstrip("/")) or any(c in value for c in "\x00\r\n"):
+                raise ValueError(f"must not contain '..' segments or control characters, not {_shown(value)}")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _check_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problems = [f"params.{where} {why}: {_shown(v)}" for where, v, why in _traversals(value)]
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + " (spec values must not escape the path or key they become part of)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_source(self) -> SourceSpec:
@@ -133,6 +165,13 @@ class PipelineSpec(BaseModel):
     transforms: list[str] = Field(
         default_factory=list, description="'module:function' transforms after parsing"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if ".." in value:  # the name becomes part of keys, paths and metric labels
+            raise ValueError(f"must not contain '..' (it names paths and keys), not {value!r}")
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -210,10 +249,41 @@ class PipelineSpec(BaseModel):
         return self.source.dataset or get_source_class(self.source.type).datasets[0]
 
 
+_TRANSFORM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _shown(value: object) -> str:
+    """A spec value as an error quotes it: repr'd, secrets redacted, at most 80 characters."""
+    text = redact_text(repr(value))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _traversals(value: Any, where: str = "") -> list[tuple[str, Any, str]]:
+    """(location, value, why) of every string in ``value`` (keys too) that would escape a path or key.
+
+    A ``..`` segment, a NUL or a line break is refused; an absolute path is not (operators point
+    ``http.verify`` at a CA bundle and custom sources at their directories).
+    """
+    found: list[tuple[str, Any, str]] = []
+    if isinstance(value, str):
+        why = find_traversal(value)
+        if why and why != "is an absolute path":
+            found.append((where or "value", value, why))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else str(key)
+            found += _traversals(str(key), f"{name} (key)") if find_traversal(str(key)) else []
+            found += _traversals(item, name)
+    elif isinstance(value, (list, tuple, set)):
+        for i, item in enumerate(value):
+            found += _traversals(item, f"{where}[{i}]")
+    return found
+
+
 def _resolve(ref: str) -> Any:
+    if not isinstance(ref, str) or _TRANSFORM.fullmatch(ref) is None:
+        raise ValueError(f"transform {_shown(ref)} must look like 'package.module:function'")
     module, _, attr = ref.partition(":")
-    if not module or not attr:
-        raise ValueError(f"transform {ref!r} must look like 'package.module:function'")
     try:
         fn = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:

@@ -23,6 +23,7 @@ from hmco.config import Settings
 from hmco.errors import ConfigError, LakeStateError, SchemaError
 from hmco.lake.state import WATERMARK_PREFIX, Interval, LakeState
 from hmco.lake.tiers import PAYLOAD_PREFIX, TIERS, Tier, TierName, tier
+from hmco.names import check_identifier
 from hmco.schemas import Dataset, get_dataset
 
 if TYPE_CHECKING:
@@ -258,8 +259,14 @@ class Lake:
     # --- tables ----------------------------------------------------------------------------------
 
     def identifier(self, dataset: Dataset | str, tier_name: str | None = None) -> str:
+        """``<namespace>.<table>`` of a dataset in a tier; both names checked as plain identifiers.
+
+        Raises:
+            ConfigError: a dataset or namespace name that is no plain identifier (``a.b``, ``../x``).
+        """
         ds = get_dataset(dataset)
-        return f"{tier(tier_name or ds.tier).namespace}.{ds.name}"
+        namespace = check_identifier(tier(tier_name or ds.tier).namespace, "namespace")
+        return f"{namespace}.{check_identifier(ds.name, 'table name')}"
 
     def table(self, dataset: Dataset | str, tier_name: str | None = None, *, create: bool = True) -> Table:
         """The Iceberg table of ``dataset`` in a tier (default: the dataset's own tier), created if missing.
@@ -296,7 +303,8 @@ class Lake:
         """Where a table's data and metadata live (None where a REST catalog assigns it)."""
         ds = get_dataset(dataset)
         tier_loc = self.tier_location(tier_name or ds.tier)
-        return f"{tier_loc}/{ds.name}" if tier_loc is not None else None
+        name = check_identifier(ds.name, "table name")  # never a path: no '/', '..' or '.'
+        return f"{tier_loc}/{name}" if tier_loc is not None else None
 
     def register_table(
         self, dataset: Dataset | str, tier_name: str | None = None, metadata_location: str | None = None

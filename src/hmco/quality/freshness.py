@@ -58,7 +58,7 @@ Status = Literal["fresh", "stale", "empty", "missing", "unreachable"]
 Problem = Literal["missing", "unreachable"]
 Prefer = Literal["data", "watermark"]
 # A ClickHouse identifier, optionally database-qualified (``hmco.rt_lmp``): names are interpolated.
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
 @dataclass(frozen=True)
@@ -213,9 +213,10 @@ def newest_in_clickhouse(
     client: Any, *, table: str = "rt_lmp", column: str = "ts", filters: Mapping[str, str] | None = None
 ) -> datetime | None:
     """``SELECT maxOrNull(column) FROM table WHERE k = v …`` through a clickhouse-connect client."""
-    for ident in (table, column, *(filters or {})):
-        if not _IDENT.match(ident):
-            raise ConfigError(f"not a valid ClickHouse identifier: {ident!r}")
+    # Names are checked (``fullmatch``: no trailing newline slips through); values are bound parameters.
+    for ident, what in ((table, "table"), (column, "column"), *((f, "filter column") for f in filters or {})):
+        if not isinstance(ident, str) or not _IDENT.fullmatch(ident):
+            raise ConfigError(f"not a valid ClickHouse identifier for the {what}: {ident!r}")
     where, params = "", dict[str, str]()
     if filters:
         clauses = []

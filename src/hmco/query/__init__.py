@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "rt_lmp_rows": "hmco.query.clickhouse",
     "rt_query": "hmco.query.clickhouse",
     "rt_query_polars": "hmco.query.clickhouse",
     "top_nodes_last_hour": "hmco.query.clickhouse",

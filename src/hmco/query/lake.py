@@ -5,6 +5,9 @@ Queries are written as users write them for Trino (``hub_curated.eia_daily_fuel`
 table becomes a view over ``iceberg_scan(<current metadata file>)`` — the snapshot the catalog says is
 current. Where the DuckDB Iceberg extension is not installed, the table is scanned with pyiceberg and
 handed to DuckDB as Arrow. Results come back as Arrow (``.pl()`` for polars is one call away).
+
+Names reach DuckDB only after the identifier grammar (:mod:`hmco.names`) accepted them; values go in as
+``?`` parameters (``sql(query, params=[...])``, or :meth:`LakeSQL.select`, which builds the filter).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -20,6 +24,7 @@ from hmco._dependencies import import_optional
 from hmco._logging import get_logger
 from hmco.errors import ConfigError
 from hmco.lake import TIERS, Lake
+from hmco.names import check_identifier, check_qualified
 
 if TYPE_CHECKING:
     import duckdb
@@ -109,6 +114,9 @@ class LakeSQL:
     def _register(self, namespace: str, name: str) -> None:
         from pyiceberg.exceptions import NoSuchTableError
 
+        # Both names are quoted into DDL below: only plain identifiers get that far.
+        check_identifier(namespace, "namespace")
+        check_identifier(name, "table name")
         try:
             tbl = self.lake.catalog.load_table(f"{namespace}.{name}")
         except NoSuchTableError:
@@ -169,6 +177,47 @@ class LakeSQL:
             return self.con.execute(duck_sql, params or []).fetch_arrow_table()
         except duck.Error as exc:
             raise ConfigError(f"query failed on the embedded engine: {_first_line(exc)}") from None
+
+    def select(
+        self,
+        table: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        """Rows of a lake table (``hub_curated.rt_lmp``) filtered by column values, e.g. by ISO or node.
+
+        ``where`` maps a column to a value (``=``) or a list of values (``IN``); every value is a bound
+        ``?`` parameter, never SQL text.
+
+        Raises:
+            ConfigError: a table, column or limit that is not valid (named with the value).
+        """
+        check_qualified(table, "table", max_parts=3)
+        cols = ", ".join(check_identifier(c, "column") for c in columns) if columns else "*"
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (where or {}).items():
+            check_identifier(column, "filter column")
+            if isinstance(value, (list, tuple, set, frozenset)):
+                values = list(value)
+                if not values:
+                    clauses.append("FALSE")
+                    continue
+                clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+                params += values
+            else:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        query = f"SELECT {cols} FROM {table}"
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ConfigError(f"limit must be a positive whole number, not {limit!r}", field="limit")
+            query += f" LIMIT {limit}"
+        return self.sql(query, params=params)
 
     def close(self) -> None:
         self.con.close()

@@ -1,13 +1,15 @@
 """The raw-payload archive: every fetched payload, byte for byte (zstd), in the raw tier, before parsing.
 
 Objects are content-addressed: ``payloads/<source>/<dataset>/<sha[:2]>/<sha256>.zst`` with a JSON
-sidecar of the (redacted) request metadata and fetch time. Re-fetching the same bytes stores nothing
+sidecar of the (redacted) request metadata and fetch time. Every key part is checked (one safe segment
+each; a key read back has no ``..`` or absolute part), so no name can write or read outside the archive. Re-fetching the same bytes stores nothing
 new. Any archived payload can be replayed through its source's parser later.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,15 +18,18 @@ from typing import Any
 import pyarrow as pa
 
 from hmco._logging import get_logger
-from hmco.errors import SinkError
+from hmco.errors import ConfigError, SinkError
 from hmco.lake import Lake
 from hmco.lake.tiers import PAYLOAD_PREFIX
+from hmco.names import check_key, check_segment
 from hmco.payload import PayloadParser, RawPayload
 from hmco.redaction import redact_bytes
 
 __all__ = ["ArchivedPayload", "RawArchive"]
 
 log = get_logger("hmco.raw")
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,21 @@ class RawArchive:
         self.fs, self.base = lake.filesystem(self.root)
 
     def _key(self, source: str, dataset: str, sha: str) -> str:
-        return f"{source}/{dataset}/{sha[:2]}/{sha}"
+        """The key of a payload; raises :class:`SinkError` for a part that is not one safe segment."""
+        try:
+            parts = [check_segment(source, "source"), check_segment(dataset, "dataset")]
+        except ConfigError as exc:
+            raise SinkError(f"cannot archive the payload: {exc}") from None
+        if _SHA256.fullmatch(sha) is None:
+            raise SinkError(f"cannot archive the payload: sha256 {sha[:80]!r} is not 64 hex digits")
+        return f"{parts[0]}/{parts[1]}/{sha[:2]}/{sha}"
+
+    def _checked(self, key: str) -> str:
+        """``key`` if it stays inside the archive (relative, safe segments), else :class:`SinkError`."""
+        try:
+            return check_key(key, "archive key")
+        except ConfigError as exc:
+            raise SinkError(str(exc)) from None
 
     def put(self, payload: RawPayload) -> ArchivedPayload:
         """Store a payload (idempotent); secrets registered at runtime are stripped from the bytes first."""
@@ -76,6 +95,7 @@ class RawArchive:
 
     def get(self, key: str) -> RawPayload:
         """Read an archived payload back, exactly as it was archived."""
+        key = self._checked(key)
         try:
             with self.fs.open_input_stream(f"{self.base}/{key}.json") as f:
                 desc = json.loads(f.read())
@@ -91,9 +111,9 @@ class RawArchive:
 
         base = self.base
         if source:
-            base += f"/{source}"
+            base += f"/{self._checked(source)}"
             if dataset:
-                base += f"/{dataset}"
+                base += f"/{self._checked(dataset)}"
         selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
         keys = [
             info.path[len(self.base) + 1 : -len(".json")]
@@ -120,6 +140,7 @@ class RawArchive:
 
     def describe(self, key: str) -> dict[str, Any]:
         """The metadata stored beside an archived payload (redacted request, hash, fetch time)."""
+        key = self._checked(key)
         try:
             with self.fs.open_input_stream(f"{self.base}/{key}.json") as f:
                 return dict(json.loads(f.read()))

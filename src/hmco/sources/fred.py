@@ -44,7 +44,6 @@ from hmco.sources.base import (
     body_sha256,
     body_snippet,
     is_json_object,
-    secret_value,
 )
 from hmco.sources.http import HttpOptions, response_payload
 from hmco.windows import Window
@@ -288,7 +287,8 @@ class FRED(Source):
             if v is not None
         }
         self.require_data = bool(require_data)
-        self._api_key = secret_value(self.settings.sources.fred_api_key)
+        #: the key as of each request: a rotated key file is picked up without rebuilding the source
+        self._api_key = self.settings.secret("sources.fred_api_key")
         self.http_options = HttpOptions.coerce(http).with_defaults(timeout=60.0, min_interval=MIN_INTERVAL)
         self._http = self.http_options.client(
             base_url or DEFAULT_BASE_URL, user_agent=self.settings.sources.user_agent
@@ -312,7 +312,7 @@ class FRED(Source):
 
     def fetch(self, window: Window) -> Iterator[RawPayload]:
         """Yield every page of every series covering ``window``; typed errors for FRED's error bodies."""
-        if not self._api_key:
+        if not self._api_key.get():
             raise AuthenticationError(
                 f"FRED needs an API key: set HMCO_SOURCES__FRED_API_KEY ({_KEY_URL})",
                 source=self.name,
@@ -335,7 +335,9 @@ class FRED(Source):
         offset, page_no = 0, 0
         while True:
             params = [*base_params, ("limit", str(self.limit)), ("offset", str(offset))]
-            resp = self._http.get("series/observations", [*params, ("api_key", self._api_key or "")])
+            resp = self._http.get_with_secret(
+                "series/observations", list(params), secret=self._api_key, param="api_key"
+            )
             payload = response_payload(
                 self,
                 resp,

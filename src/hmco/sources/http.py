@@ -34,6 +34,7 @@ from hmco.payload import RawPayload, body_snippet
 from hmco.redaction import redact_mapping, redact_url
 
 if TYPE_CHECKING:
+    from hmco.config import SecretRef
     from hmco.sources.base import Source
     from hmco.windows import Window
 
@@ -253,6 +254,41 @@ class HttpClient:
             reraise=True,
         )
         return retrying(attempt)
+
+    def get_with_secret(
+        self,
+        path: str,
+        params: list[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        secret: SecretRef,
+        param: str | None = None,
+        header: str | None = None,
+    ) -> httpx.Response:
+        """:meth:`get` with the secret's *current* value as query ``param`` or ``header``.
+
+        The value is read from ``secret`` for every request, so a rotated key file is used at once; and
+        if the server refuses it (401/403) while the file holds a newer value, the request is sent
+        once more with that value. The caller judges whatever answer comes back.
+        """
+        if (param is None) == (header is None):
+            raise ValueError("give exactly one of param or header")
+
+        def send(value: str | None) -> httpx.Response:
+            if param is not None:
+                return self.get(path, [(param, value or ""), *(params or [])], headers)
+            return self.get(path, params, {**(headers or {}), str(header): value or ""})
+
+        resp = send(secret.get())
+        if resp.status_code in (401, 403) and secret.refresh():
+            log.warning(
+                "%s refused the %s (HTTP %d); retrying with its rotated value",
+                self.host,
+                secret.name,
+                resp.status_code,
+            )
+            resp = send(secret.get())
+        return resp
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -13,7 +13,7 @@ import pyarrow as pa
 from hmco.config import Settings
 from hmco.errors import ConfigError, NoData
 from hmco.redaction import redact_bytes
-from hmco.sources.base import RawPayload, Source, as_list, secret_value
+from hmco.sources.base import RawPayload, Source, as_list
 from hmco.sources.census.parser import (
     ACS,
     EITS_VARIABLES,
@@ -155,13 +155,13 @@ class Census(Source):
         self.base_url = base_url or BASE_URL
         self.http_options = HttpOptions.coerce(http).with_defaults(timeout=120.0, min_interval=MIN_INTERVAL)
         self._http: HttpClient | None = None
-        self._key: str | None = None
+        #: the optional key as of each request (a rotated key file is picked up without a rebuild)
+        self._key = self.settings.secret("sources.census_key")
 
     @property
     def http(self) -> HttpClient:
-        """The paced client, built on first use; the optional key is registered as a secret."""
+        """The paced client, built on first use (the optional key is sent per request)."""
         if self._http is None:
-            self._key = secret_value(self.settings.sources.census_key)
             self._http = self.http_options.client(self.base_url, user_agent=self.settings.sources.user_agent)
         return self._http
 
@@ -212,9 +212,10 @@ class Census(Source):
         self, path: str, params: list[tuple[str, str]], window: Window, page: int, meta: dict[str, Any]
     ) -> Iterator[RawPayload]:
         http = self.http
-        if self._key:
-            params = [*params, ("key", self._key)]
-        resp = http.get(path, params)
+        if self._key.get():
+            resp = http.get_with_secret(path, params, secret=self._key, param="key")
+        else:
+            resp = http.get(path, params)
         location = resp.headers.get("location")
         payload = response_payload(
             self,

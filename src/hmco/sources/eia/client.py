@@ -20,7 +20,7 @@ import pyarrow as pa
 from hmco.config import Settings
 from hmco.errors import AuthenticationError, ConfigError, NoData, PayloadError
 from hmco.redaction import redact_bytes
-from hmco.sources.base import RawPayload, Source, as_list, secret_value
+from hmco.sources.base import RawPayload, Source, as_list
 from hmco.sources.eia.parser import (
     DEFAULT_SPOT_SERIES,
     REGISTER_URL,
@@ -125,7 +125,8 @@ class EIA(Source):
             raise ConfigError(f"eia: page_length must be 1..{MAX_PAGE_LENGTH}, not {page_length}")
         self.page_length = int(page_length)
         self.require_data = bool(require_data)
-        self._api_key = secret_value(self.settings.sources.eia_api_key)
+        #: the key as of each request: a rotated key file is picked up without rebuilding the source
+        self._api_key = self.settings.secret("sources.eia_api_key")
         self.http_options = HttpOptions.coerce(http).with_defaults(timeout=60.0, min_interval=MIN_INTERVAL)
         self._http = self.http_options.client(
             base_url or DEFAULT_BASE_URL, user_agent=self.settings.sources.user_agent
@@ -173,7 +174,7 @@ class EIA(Source):
 
     def fetch(self, window: Window) -> Iterator[RawPayload]:
         """Yield every page of every request covering ``window`` (redacted), raising typed errors."""
-        if not self._api_key:
+        if not self._api_key.get():
             raise AuthenticationError(
                 f"EIA needs an API key: set HMCO_SOURCES__EIA_API_KEY (free key: {REGISTER_URL})",
                 source=self.name,
@@ -198,7 +199,7 @@ class EIA(Source):
         path = f"{route}/data/"
         while True:
             params = [*base_params, ("offset", str(offset)), ("length", str(self.page_length))]
-            resp = self._http.get(path, [("api_key", self._api_key or ""), *params])
+            resp = self._http.get_with_secret(path, params, secret=self._api_key, param="api_key")
             payload = response_payload(
                 self,
                 resp,

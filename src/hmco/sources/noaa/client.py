@@ -16,7 +16,7 @@ import pyarrow as pa
 from hmco.config import Settings
 from hmco.errors import AuthenticationError, ConfigError, RateLimited
 from hmco.redaction import redact_bytes
-from hmco.sources.base import RawPayload, Source, as_list, secret_value
+from hmco.sources.base import RawPayload, Source, as_list
 from hmco.sources.http import HttpClient, HttpOptions, response_payload
 from hmco.sources.noaa.parser import (
     GHCND,
@@ -153,6 +153,8 @@ class NOAA(Source):
         self.min_interval = default_interval if options.min_interval is None else options.min_interval
         self.http_options = options.with_defaults(timeout=60.0, min_interval=self.min_interval)
         self._http: HttpClient | None = None
+        #: the CDO token as of each request: a rotated token file is picked up without a rebuild
+        self._token = self.settings.secret("sources.noaa_token")
 
     # ---- HTTP ---------------------------------------------------------------------------------
 
@@ -169,15 +171,13 @@ class NOAA(Source):
                 )
             headers: dict[str, str] = {}
             if self.daily:
-                token = secret_value(self.settings.sources.noaa_token)
-                if not token:
+                if not self._token.get():
                     raise AuthenticationError(
                         "NOAA CDO needs a token: set HMCO_SOURCES__NOAA_TOKEN "
                         "(free at https://www.ncdc.noaa.gov/cdo-web/token)",
                         source="noaa",
                         dataset=GHCND,
                     )
-                headers["token"] = token
             else:
                 headers["Accept"] = "application/geo+json"
             self._http = self.http_options.client(self.base_url, user_agent=agent, headers=headers)
@@ -217,7 +217,9 @@ class NOAA(Source):
             offset, page = 1, 0
             while True:
                 try:
-                    resp = http.get("data", self._ghcnd_params(first, last, offset))
+                    resp = http.get_with_secret(
+                        "data", self._ghcnd_params(first, last, offset), secret=self._token, header="token"
+                    )
                 except RateLimited as exc:
                     raise _cdo_quota_error(exc) from None
                 payload = response_payload(
