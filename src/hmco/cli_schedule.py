@@ -35,7 +35,10 @@ def _catalogue(args: argparse.Namespace, settings: Any = None) -> Catalogue:
 
     dr = settings is not None and settings.dr.s3 is not None and bool(settings.dr.s3.endpoint)
     catalogue = default_catalogue(
-        args.specs, timezone=args.timezone, replication=dr or getattr(args, "replication", False)
+        args.specs,
+        timezone=args.timezone,
+        replication=dr or getattr(args, "replication", False),
+        pipelines=getattr(args, "pipeline", None),
     )
     jobs = getattr(args, "job", None)
     return catalogue.only(jobs) if jobs else catalogue
@@ -186,6 +189,12 @@ def _catalogue_options(p: argparse.ArgumentParser) -> None:
         "--replication",
         action="store_true",
         help="include the lake's replication to the DR site (on if configured)",
+    )
+    p.add_argument(
+        "--pipeline",
+        action="append",
+        help="keep only this ingestion pipeline in the catalogue (repeatable): the freshness watch, the rules "
+        "and the dashboard then cover only these; upkeep and backups stay",
     )
 
 

@@ -146,6 +146,8 @@ class Catalogue:
 
     jobs: tuple[Job, ...]
     timezone: str = "UTC"
+    #: The ingestion jobs the freshness watch checks: the whole catalogue's, even in a subset (``only``).
+    watched: tuple[Job, ...] | None = None
     _by_name: Mapping[str, Job] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -181,9 +183,14 @@ class Catalogue:
         """The pipeline and real-time jobs (each feeds one dataset with an SLA)."""
         return self.of_kind("pipeline", "realtime")
 
+    @property
+    def watch(self) -> list[Job]:
+        """What the freshness watch checks: every ingestion job of the catalogue this one was cut from."""
+        return list(self.watched) if self.watched is not None else self.ingestion
+
     def only(self, names: Sequence[str]) -> Catalogue:
-        """A catalogue of just ``names`` (each must exist)."""
-        return Catalogue(tuple(self.get(n) for n in names), self.timezone)
+        """A catalogue of just ``names`` (each must exist); its freshness watch still checks every dataset."""
+        return Catalogue(tuple(self.get(n) for n in names), self.timezone, tuple(self.watch))
 
 
 def shipped_specs() -> dict[str, dict[str, Any]]:

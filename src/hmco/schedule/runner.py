@@ -350,9 +350,10 @@ class JobRunner:
     def _run_freshness(self, job: Job, now: datetime) -> tuple[int, str]:
         from hmco.quality.freshness import catalogue_freshness
 
-        rt = bool(self.catalogue.of_kind("realtime"))
+        watched = self.catalogue.watch
+        rt = any(j.kind == "realtime" for j in watched)
         report = catalogue_freshness(
-            self.lake, self.catalogue, now=now, clickhouse=self.clickhouse_client if rt else None
+            self.lake, watched, now=now, clickhouse=self.clickhouse_client if rt else None
         )
         report.record(self.registry)
         if self.notifier is not None:
