@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +227,13 @@ def test_other_trino_errors_pass_through_untranslated(trino_governed: GovernedTr
     with pytest.raises(TrinoQueryError) as info:
         run(trino_governed, "bi", "SELECT no_such_column FROM hub_curated.eia_daily_fuel")
     assert info.value.error_name == "COLUMN_NOT_FOUND"
+
+
+def test_the_cli_writes_the_trino_files_from_the_one_declaration(tmp_path: Path) -> None:
+    from hmco.cli import main
+
+    assert main(["security", "trino", "--out", str(tmp_path), "--refresh-period", "10s"]) == 0
+    rules = json.loads((tmp_path / "rules.json").read_text())
+    assert rules == access_control_rules()
+    props = (tmp_path / "access-control.properties").read_text()
+    assert "access-control.name=file" in props and "security.refresh-period=10s" in props

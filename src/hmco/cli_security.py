@@ -5,6 +5,7 @@
     hmco security apply --dry-run           # the documents: per role (MinIO users) and per bucket
     hmco security apply                     # PutBucketPolicy on every tier bucket (the admin's keys)
     hmco security report [--json]           # what is in force, read back, and any drift from ACCESS
+    hmco security trino --out etc/security  # Trino's access rules and resource groups, from the same ACCESS
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ def cmd_security(args: argparse.Namespace) -> int:
     from hmco.errors import ConfigError
     from hmco.security.buckets import apply_bucket_policies, bucket_policy_report, role_policies
 
+    if args.action == "trino":
+        from dataclasses import astuple
+
+        from hmco.security.trino import write_trino_security
+
+        files = write_trino_security(args.out, catalog=args.catalog, refresh_period=args.refresh_period)
+        for path in astuple(files):
+            print(path)
+        return 0
     lake = _lake(args)
     if args.action == "apply":
         put = apply_bucket_policies(lake, account=args.account, dry_run=args.dry_run)
@@ -55,7 +65,7 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser(
         "security",
-        help="bucket policies of the roles etl-writer, bi-reader and ml: apply them, report what is in force",
+        help="who may do what: bucket policies (apply, report) and Trino's access rules (trino), from one ACCESS",
         description="Example: hmco security apply --dry-run   |   hmco security report --json",
     )
     actions = p.add_subparsers(dest="action", required=True)
@@ -79,5 +89,15 @@ def add_parsers(sub: Any) -> None:
         "--account",
         default=DEFAULT_ACCOUNT,
         help=f"account of the role users' ARNs in Principal (default {DEFAULT_ACCOUNT}, SeaweedFS's)",
+    )
+    q = actions.add_parser(
+        "trino", help="write Trino's file-based access rules and resource groups generated from ACCESS"
+    )
+    q.add_argument(
+        "--out", required=True, help="directory for rules.json, resource-groups.json and etc/ snippets"
+    )
+    q.add_argument("--catalog", default="iceberg", help="the Trino catalog holding the hub_* schemas")
+    q.add_argument(
+        "--refresh-period", help="let Trino re-read the rules this often without a restart, e.g. 10s"
     )
     p.set_defaults(func=cmd_security)

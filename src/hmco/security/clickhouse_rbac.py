@@ -165,7 +165,7 @@ def _on_cluster(layout: ClickHouseLayout) -> str:
 
 def _name(name: str) -> str:
     """A role, user, policy, database or cluster name: bare when plain, else backquoted and escaped."""
-    if _PLAIN.match(name):
+    if _PLAIN.fullmatch(name):
         return name
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
@@ -182,7 +182,7 @@ def _xml_tables(layout: ClickHouseLayout) -> tuple[str, list[str]]:
 
 def _xml_name(name: str, kind: str) -> str:
     """``name`` if it can be an element of ClickHouse's XML config (dots would split the config path)."""
-    if not _PLAIN.match(name):
+    if not _PLAIN.fullmatch(name):
         raise ConfigError(
             f"the {kind} name {name!r} cannot be written in a users XML file (only [A-Za-z_][A-Za-z0-9_]* "
             "names can); manage it with SQL (render_rbac / render_role_assignments) instead"
