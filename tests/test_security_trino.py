@@ -237,3 +237,15 @@ def test_the_cli_writes_the_trino_files_from_the_one_declaration(tmp_path: Path)
     assert rules == access_control_rules()
     props = (tmp_path / "access-control.properties").read_text()
     assert "access-control.name=file" in props and "security.refresh-period=10s" in props
+
+
+def test_cpu_shares_become_trino_cpu_limits_over_the_quota_period() -> None:
+    spec = resource_groups(ACCESS, cluster_cores=8)
+    assert spec["cpuQuotaPeriod"] == "60s"
+    groups = {g["name"]: g for g in spec["rootGroups"][0]["subGroups"]}
+    assert (groups["bi"]["hardCpuLimit"], groups["bi"]["softCpuLimit"]) == (
+        "192s",
+        "96s",
+    )  # 0.4 x 8 cores x 60 s
+    assert "hardCpuLimit" not in groups["etl"]  # ETL is never held back by CPU
+    assert "cpuQuotaPeriod" not in resource_groups(ACCESS)  # without the cluster's size: no CPU limits

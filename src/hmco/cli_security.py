@@ -33,7 +33,12 @@ def cmd_security(args: argparse.Namespace) -> int:
 
         from hmco.security.trino import write_trino_security
 
-        files = write_trino_security(args.out, catalog=args.catalog, refresh_period=args.refresh_period)
+        files = write_trino_security(
+            args.out,
+            catalog=args.catalog,
+            refresh_period=args.refresh_period,
+            cluster_cores=args.cluster_cores,
+        )
         for path in astuple(files):
             print(path)
         return 0
@@ -99,5 +104,10 @@ def add_parsers(sub: Any) -> None:
     q.add_argument("--catalog", default="iceberg", help="the Trino catalog holding the hub_* schemas")
     q.add_argument(
         "--refresh-period", help="let Trino re-read the rules this often without a restart, e.g. 10s"
+    )
+    q.add_argument(
+        "--cluster-cores",
+        type=int,
+        help="the Trino workers' cores in all: turns each group's CPU share into Trino CPU limits",
     )
     p.set_defaults(func=cmd_security)

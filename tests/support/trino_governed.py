@@ -89,7 +89,9 @@ def governed_trino(
             endpoint=seaweed.endpoint, access_key=S3_KEY, secret_key=S3_SECRET, region=settings.s3.region
         ),
     }
-    files = write_trino_security(root / "security", policy, catalog="iceberg")
+    files = write_trino_security(
+        root / "security", policy, catalog="iceberg", cluster_cores=os.cpu_count() or 1
+    )
     etc = {
         "access-control.properties": files.access_control_properties.read_text(),
         "resource-groups.properties": files.resource_groups_properties.read_text(),

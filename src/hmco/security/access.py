@@ -14,13 +14,16 @@ role            Trino user reads (tiers)                writes (tiers)          
 
 No role administers buckets or their policies: that stays with the storage administrator who applies
 these documents. Resource groups keep analysts' concurrency from starving ETL: ETL has its own slots and
-the highest scheduling weight; BI queues beyond its limit instead of taking ETL's.
+the highest scheduling weight; BI queues beyond its limit instead of taking ETL's. Resource groups admit
+queries, they do not split the CPU of running ones: ``cpu_share`` caps what BI, ML and ad-hoc use over
+the quota period (given the cluster's cores), so their queries queue instead of crowding ETL out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from hmco.errors import ConfigError
 
@@ -60,6 +63,9 @@ class ResourceGroup:
     soft_memory_limit: str  # a share of the cluster's memory, "40%"
     scheduling_weight: int = 1
     description: str = ""
+    #: The most of the cluster's CPU the group may use over the quota period (Trino's ``hardCpuLimit``;
+    #: past half of it, the group starts new queries more slowly). None: no CPU limit.
+    cpu_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class AccessPolicy:
     #: Queries from users of no role land here (the most constrained group).
     default_group: str = "adhoc"
     admins: tuple[str, ...] = field(default=("admin",))
+    #: The window Trino's CPU limits are measured over (``cpuQuotaPeriod``).
+    cpu_quota_period: timedelta = timedelta(minutes=1)
 
     def __post_init__(self) -> None:
         groups = {g.name for g in self.resource_groups}
@@ -115,8 +123,16 @@ ACCESS = AccessPolicy(
     ),
     resource_groups=(
         ResourceGroup("etl", 10, 100, "50%", scheduling_weight=10, description="ingestion never waits on BI"),
-        ResourceGroup("bi", 20, 200, "30%", scheduling_weight=3, description="analyst queries queue past 20"),
-        ResourceGroup("ml", 5, 50, "20%", scheduling_weight=2, description="feature builds"),
-        ResourceGroup("adhoc", 2, 20, "10%", scheduling_weight=1, description="anyone else"),
+        ResourceGroup(
+            "bi",
+            20,
+            200,
+            "30%",
+            scheduling_weight=3,
+            description="analyst queries queue past 20",
+            cpu_share=0.4,
+        ),
+        ResourceGroup("ml", 5, 50, "20%", scheduling_weight=2, description="feature builds", cpu_share=0.2),
+        ResourceGroup("adhoc", 2, 20, "10%", scheduling_weight=1, description="anyone else", cpu_share=0.1),
     ),
 )

@@ -85,23 +85,30 @@ def access_control_rules(policy: AccessPolicy = ACCESS, catalog: str = "iceberg"
     }
 
 
-def resource_groups(policy: AccessPolicy = ACCESS) -> dict[str, Any]:
+def resource_groups(policy: AccessPolicy = ACCESS, *, cluster_cores: int | None = None) -> dict[str, Any]:
     """The file resource-group manager's JSON: the declared groups under one ``weighted_fair`` root.
 
     The root admits the sum of its groups' limits, so each group's own limits decide; when the cluster's
-    memory is short, queued queries start in proportion to the groups' scheduling weights.
+    memory is short, queued queries start in proportion to the groups' scheduling weights. With
+    ``cluster_cores`` (the workers' cores in all), a group's ``cpu_share`` becomes its ``hardCpuLimit``
+    over ``cpuQuotaPeriod`` (and half of it its ``softCpuLimit``).
     """
     groups = policy.resource_groups
-    sub_groups = [
-        {
+    period = policy.cpu_quota_period.total_seconds()
+    sub_groups = []
+    for g in groups:
+        spec: dict[str, Any] = {
             "name": g.name,
             "softMemoryLimit": g.soft_memory_limit,
             "hardConcurrencyLimit": g.hard_concurrency_limit,
             "maxQueued": g.max_queued,
             "schedulingWeight": g.scheduling_weight,
         }
-        for g in groups
-    ]
+        if cluster_cores and g.cpu_share is not None:
+            hard = g.cpu_share * cluster_cores * period
+            spec["hardCpuLimit"] = f"{hard:.0f}s"
+            spec["softCpuLimit"] = f"{hard / 2:.0f}s"
+        sub_groups.append(spec)
     root = {
         "name": ROOT_GROUP,
         "softMemoryLimit": "100%",
@@ -114,7 +121,10 @@ def resource_groups(policy: AccessPolicy = ACCESS) -> dict[str, Any]:
         {"user": _exact(role.user), "group": f"{ROOT_GROUP}.{role.resource_group}"} for role in policy
     ]
     selectors.append({"group": f"{ROOT_GROUP}.{policy.default_group}"})
-    return {"rootGroups": [root], "selectors": selectors}
+    out: dict[str, Any] = {"rootGroups": [root], "selectors": selectors}
+    if cluster_cores and any(g.cpu_share is not None for g in groups):
+        out["cpuQuotaPeriod"] = f"{period:.0f}s"
+    return out
 
 
 @dataclass(frozen=True)
@@ -133,11 +143,13 @@ def write_trino_security(
     *,
     catalog: str = "iceberg",
     refresh_period: str | None = None,
+    cluster_cores: int | None = None,
 ) -> TrinoSecurityFiles:
     """Write ``rules.json``, ``resource-groups.json`` and the ``etc/`` snippets pointing at them.
 
     ``access-control.properties`` and ``resource-groups.properties`` name the JSON files by absolute path;
-    ``refresh_period`` (e.g. ``"10s"``) makes Trino re-read the rules without a restart.
+    ``refresh_period`` (e.g. ``"10s"``) makes Trino re-read the rules without a restart; ``cluster_cores``
+    turns the groups' CPU shares into CPU limits (:func:`resource_groups`).
     """
     out = Path(directory).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -148,7 +160,8 @@ def write_trino_security(
         out / "resource-groups.properties",
     )
     files.rules.write_text(json.dumps(access_control_rules(policy, catalog), indent=2) + "\n")
-    files.resource_groups.write_text(json.dumps(resource_groups(policy), indent=2) + "\n")
+    groups = resource_groups(policy, cluster_cores=cluster_cores)
+    files.resource_groups.write_text(json.dumps(groups, indent=2) + "\n")
     access = f"access-control.name=file\nsecurity.config-file={files.rules}\n"
     if refresh_period:
         access += f"security.refresh-period={refresh_period}\n"
