@@ -313,12 +313,30 @@ class TrinoServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"Trino exited with {self.proc.returncode}: {self._log_tail()}")
-            if self._started():
+            if self._started() and self._schedules():
                 self.startup_seconds = time.monotonic() - began
                 return self
             time.sleep(0.25)  # polling a server's readiness, not timing a test
         self.stop()
         raise RuntimeError(f"Trino did not start in {timeout}s: {self._log_tail()}")
+
+    def _schedules(self) -> bool:
+        """True once a query can run: ``/v1/info`` says started before the node has announced itself to
+        the scheduler, and a query sent in between fails with ``NO_NODES_AVAILABLE``."""
+        import trino
+
+        try:
+            conn = trino.dbapi.connect(host="127.0.0.1", port=self.port, user="admin", request_timeout=10)
+            try:
+                cursor = conn.cursor()
+                cursor.execute("SELECT 1")
+                return bool(cursor.fetchall())
+            finally:
+                conn.close()
+        except trino.exceptions.TrinoQueryError as exc:
+            if exc.error_name == "NO_NODES_AVAILABLE":
+                return False
+            raise
 
     def _started(self) -> bool:
         try:
