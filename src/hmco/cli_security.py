@@ -64,9 +64,18 @@ def cmd_security(args: argparse.Namespace) -> int:
     raise ConfigError(f"unknown security action {args.action!r}")
 
 
+def _account_option(p: argparse.ArgumentParser) -> None:
+    from hmco.security.buckets import DEFAULT_ACCOUNT
+
+    p.add_argument(
+        "--account",
+        default=DEFAULT_ACCOUNT,
+        help=f"account of the role users' ARNs in Principal (default {DEFAULT_ACCOUNT}, SeaweedFS's)",
+    )
+
+
 def add_parsers(sub: Any) -> None:
     """Add ``security`` (``apply``, ``report``) to the ``hmco`` command."""
-    from hmco.security.buckets import DEFAULT_ACCOUNT
 
     p = sub.add_parser(
         "security",
@@ -81,20 +90,12 @@ def add_parsers(sub: Any) -> None:
         "--dry-run", action="store_true", help="print the documents that would be put; put nothing"
     )
     q.add_argument("--json", action="store_true", help="print the documents as one JSON object")
-    q.add_argument(
-        "--account",
-        default=DEFAULT_ACCOUNT,
-        help=f"account of the role users' ARNs in Principal (default {DEFAULT_ACCOUNT}, SeaweedFS's)",
-    )
+    _account_option(q)
     q = actions.add_parser(
         "report", help="read every tier bucket's policy back; exit 1 if it differs from ACCESS"
     )
     q.add_argument("--json", action="store_true", help="the report (and the policies in force) as JSON")
-    q.add_argument(
-        "--account",
-        default=DEFAULT_ACCOUNT,
-        help=f"account of the role users' ARNs in Principal (default {DEFAULT_ACCOUNT}, SeaweedFS's)",
-    )
+    _account_option(q)
     q = actions.add_parser(
         "trino", help="write Trino's file-based access rules and resource groups generated from ACCESS"
     )

@@ -140,6 +140,8 @@ class SeaweedFS:
     iceberg_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     table_bucket: str = "iceberg-tables"
+    #: Also serve the Iceberg REST catalog (and its table bucket).
+    iceberg: bool = True
 
     @property
     def endpoint(self) -> str:
@@ -160,20 +162,9 @@ class SeaweedFS:
             weed = Path(found)
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "s3.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "identities": [
-                        {
-                            "name": "admin",
-                            "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
-                            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-                        }
-                    ]
-                }
-            )
-        )
-        self.s3_port, self.iceberg_port = free_port(), free_port()
+        config.write_text(json.dumps({"identities": self._identities()}))
+        self.s3_port = free_port()
+        self.iceberg_port = free_port() if self.iceberg else 0
         args = [
             str(weed),
             "mini",
@@ -192,13 +183,23 @@ class SeaweedFS:
             f"-admin.port={free_port()}",
             "-admin.ui=false",
             "-webdav=false",
-            f"-tableBucket={self.table_bucket}",
+            *([f"-tableBucket={self.table_bucket}"] if self.iceberg else []),
         ]
         (self.root / "data").mkdir(exist_ok=True)
         log = open(self.root / "weed.log", "wb")  # noqa: SIM115  (kept open for the server's lifetime)
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
         _wait(self._s3_ready, f"SeaweedFS S3 on :{self.s3_port} (log: {self.root / 'weed.log'})", timeout=90)
         return self
+
+    def _identities(self) -> list[dict[str, object]]:
+        """The S3 identities of ``-s3.config``: the admin (every action) with the tests' keys."""
+        return [
+            {
+                "name": "admin",
+                "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
 
     def _s3_ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

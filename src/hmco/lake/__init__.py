@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hmco._logging import get_logger
 from hmco.catalog import load_catalog
-from hmco.config import Settings
+from hmco.config import S3Settings, Settings
 from hmco.errors import ConfigError, LakeStateError, SchemaError
 from hmco.lake.state import WATERMARK_PREFIX, Interval, LakeState
 from hmco.lake.tiers import PAYLOAD_PREFIX, TIERS, Tier, TierName, tier
@@ -31,7 +31,38 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
-__all__ = ["TABLE_PROPERTIES", "TIERS", "WATERMARK_PREFIX", "Lake", "LakeState", "Tier", "TierName", "tier"]
+__all__ = [
+    "TABLE_PROPERTIES",
+    "TIERS",
+    "WATERMARK_PREFIX",
+    "Lake",
+    "LakeState",
+    "Tier",
+    "TierName",
+    "s3_client",
+    "tier",
+]
+
+
+def s3_client(s3: S3Settings, *, max_attempts: int | None = None) -> Any:
+    """A botocore S3 client for ``s3`` (endpoint, keys, region, addressing): the one place hmco builds one.
+
+    ``max_attempts`` bounds botocore's retries (its default when None).
+    """
+    import botocore.session
+    from botocore.config import Config
+
+    retries = {"retries": {"max_attempts": max_attempts}} if max_attempts is not None else {}
+    return botocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=s3.endpoint or None,
+        region_name=s3.region,
+        aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
+        aws_secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
+        aws_session_token=s3.session_token.get_secret_value() if s3.session_token else None,
+        config=Config(s3={"addressing_style": "path" if s3.path_style else "virtual"}, **retries),
+    )
+
 
 log = get_logger("hmco.lake")
 
@@ -230,20 +261,9 @@ class Lake:
                 f"refusing an object-expiry rule on bucket {target!r}: it holds Iceberg data "
                 f"({'; '.join(holders[:5])}) and {why}"
             )
-        import botocore.session
-        from botocore.config import Config
         from botocore.exceptions import ClientError
 
-        s3 = self.settings.s3
-        client = botocore.session.get_session().create_client(
-            "s3",
-            endpoint_url=s3.endpoint or None,
-            region_name=s3.region,
-            aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
-            aws_secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
-            aws_session_token=s3.session_token.get_secret_value() if s3.session_token else None,
-            config=Config(s3={"addressing_style": "path" if s3.path_style else "virtual"}),
-        )
+        client = s3_client(self.settings.s3)
         try:
             existing = client.get_bucket_lifecycle_configuration(Bucket=target).get("Rules", [])
         except ClientError as exc:

@@ -159,21 +159,10 @@ def bucket_policies(
 
 
 def s3_client(s3: S3Settings) -> Any:
-    """A botocore S3 client for ``s3`` (endpoint, keys, region, addressing), no retries of refusals."""
-    import botocore.session
-    from botocore.config import Config
+    """A botocore S3 client for ``s3`` whose refusals come back at once (two attempts at most)."""
+    from hmco.lake import s3_client as lake_s3_client
 
-    return botocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=s3.endpoint or None,
-        region_name=s3.region,
-        aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
-        aws_secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
-        aws_session_token=s3.session_token.get_secret_value() if s3.session_token else None,
-        config=Config(
-            s3={"addressing_style": "path" if s3.path_style else "virtual"}, retries={"max_attempts": 2}
-        ),
-    )
+    return lake_s3_client(s3, max_attempts=2)
 
 
 def _require_s3(lake: Lake) -> None:
