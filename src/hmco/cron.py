@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +27,7 @@ __all__ = ["Cron"]
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _TICK = timedelta(microseconds=1)
+_MONDAY = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,12 @@ class Cron:
     @cached_property
     def _trigger(self) -> CronTrigger:
         return self.trigger()
+
+    @property
+    def cadence(self) -> timedelta:
+        """The gap between two fires from a fixed Monday (a week for the Sunday jobs)."""
+        first = self.next_fire(_MONDAY)
+        return self.next_fire(first) - first
 
     def quartz(self) -> str:
         """The Quartz form DolphinScheduler schedules take: ``sec min hour dom month dow year``."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +39,6 @@ __all__ = [
 JobKind = Literal["pipeline", "realtime", "maintenance", "backup", "freshness"]
 #: How often ``serve`` checks every dataset's freshness (and alerts on a breach).
 FRESHNESS_JOB = "freshness-watch"
-_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: a cron's cadence is the gap between two fires
 
 
 @dataclass(frozen=True)
@@ -129,8 +128,7 @@ class Job:
     @property
     def cadence(self) -> timedelta:
         """The time between two fires (a week for the Sunday jobs)."""
-        first = self.cron.next_fire(_EPOCH)
-        return self.cron.next_fire(first) - first
+        return self.cron.cadence
 
     @property
     def runbook(self) -> str:
@@ -232,8 +230,7 @@ def _ingestion_job(spec: PipelineSpec) -> Job:
     cron = spec.cron
     assert cron is not None
     kind: JobKind = "realtime" if "clickhouse" in spec.sinks else "pipeline"
-    first = cron.next_fire(_EPOCH)
-    cadence = cron.next_fire(first) - first
+    cadence = cron.cadence
     return Job(
         name=spec.name,
         kind=kind,
