@@ -31,20 +31,12 @@ from hmco.maintenance.replication import replicate
 from hmco.sources.synthetic import SyntheticEIADailyFuel, SyntheticISO
 from hmco.windows import Window, floor_time
 from tests.support.chdb import chdb_settings, lmp_rows, unique_database
-from tests.support.servers import S3_KEY, S3_SECRET, SeaweedFS
+from tests.support.servers import S3_KEY, S3_SECRET, SeaweedFS, dr_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
 NOW = datetime.now(UTC)
 NODES = [f"N{i:03d}" for i in range(5)]
-
-
-def _dr_settings(primary: Settings, dr: SeaweedFS, home: Path) -> Settings:
-    return Settings.load(
-        home=home,
-        storage_prefix=primary.storage_prefix,
-        s3={"endpoint": dr.endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_SECRET},
-    )
 
 
 @pytest.fixture
@@ -69,7 +61,7 @@ def primary(cluster_settings: Settings) -> Lake:
 
 @pytest.fixture
 def dr(primary: Lake, seaweed_dr: SeaweedFS, tmp_path: Path) -> Lake:
-    return Lake(_dr_settings(primary.settings, seaweed_dr, tmp_path / "dr"))
+    return Lake(dr_settings(primary.settings, seaweed_dr, tmp_path / "dr"))
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from hmco.query.lake import LakeSQL
 from hmco.sinks.raw import RawArchive
 from hmco.sources.synthetic import SyntheticISO
 from hmco.windows import Window
-from tests.support.servers import S3_KEY, S3_SECRET, SeaweedFS
+from tests.support.servers import SeaweedFS, dr_settings
 
 WINDOWS = [Window.of(f"2026-11-26T{h:02d}:00", f"2026-11-26T{h + 1:02d}:00") for h in range(6)]
 NODES = 3
@@ -47,15 +47,6 @@ def _run(lake: Lake, *windows: Window) -> None:
         assert pipeline.run(window).ok
 
 
-def _dr_settings(primary: Settings, dr: SeaweedFS, home: Path) -> Settings:
-    """The DR site: same buckets and prefix on the DR endpoint, with a SQLite catalog of its own."""
-    return Settings.load(
-        home=home,
-        storage_prefix=primary.storage_prefix,
-        s3={"endpoint": dr.endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_SECRET},
-    )
-
-
 @pytest.fixture
 def primary(cluster_settings: Settings) -> Lake:
     lake = Lake(cluster_settings)
@@ -66,7 +57,7 @@ def primary(cluster_settings: Settings) -> Lake:
 
 @pytest.fixture
 def dr(primary: Lake, seaweed_dr: SeaweedFS, tmp_path: Path) -> Lake:
-    return Lake(_dr_settings(primary.settings, seaweed_dr, tmp_path / "dr"))
+    return Lake(dr_settings(primary.settings, seaweed_dr, tmp_path / "dr"))
 
 
 def _objects(fs: pafs.FileSystem, lake: Lake) -> dict[str, int]:
@@ -208,7 +199,7 @@ def test_the_dr_site_must_share_bucket_names_and_not_the_endpoint(
     cluster_settings: Settings, seaweed_dr: SeaweedFS, tmp_path: Path
 ) -> None:
     primary = Lake(cluster_settings)
-    other_prefix = _dr_settings(cluster_settings, seaweed_dr, tmp_path / "a").model_copy(
+    other_prefix = dr_settings(cluster_settings, seaweed_dr, tmp_path / "a").model_copy(
         update={"storage_prefix": "elsewhere"}
     )
     with pytest.raises(ConfigError, match="bucket names and storage prefix"):

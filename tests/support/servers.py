@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from hmco.config import Settings
+
 S3_KEY = "testing"
 S3_SECRET = "testing-secret-key"
 
@@ -235,3 +237,12 @@ class SeaweedFS:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def dr_settings(primary: Settings, dr: SeaweedFS, home: Path) -> Settings:
+    """The DR site: the primary's buckets and prefix on the DR endpoint, with a SQLite catalog of its own."""
+    return Settings.load(
+        home=home,
+        storage_prefix=primary.storage_prefix,
+        s3={"endpoint": dr.endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_SECRET},
+    )
