@@ -51,7 +51,7 @@ from hmco.maintenance.compaction import compact
 from hmco.maintenance.files import normalize_path, table_stats
 from hmco.query.lake import LakeSQL
 from hmco.schemas import get_dataset
-from hmco.sinks.iceberg import write_data_files
+from hmco.sinks.datafiles import write_data_files
 from hmco.sources.synthetic import synthetic_lmp
 from hmco.windows import Window
 

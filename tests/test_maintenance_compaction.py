@@ -26,7 +26,8 @@ from hmco.maintenance.compaction import compact, content_checksum
 from hmco.maintenance.files import list_files, normalize_path, referenced_files
 from hmco.query.lake import LakeSQL
 from hmco.schemas import get_dataset
-from hmco.sinks.iceberg import IcebergSink, write_data_files
+from hmco.sinks.datafiles import write_data_files
+from hmco.sinks.iceberg import IcebergSink
 from hmco.sources.synthetic import synthetic_lmp
 from hmco.windows import Window, in_window
 

@@ -24,7 +24,8 @@ from hmco.config import Settings
 from hmco.lake import Lake
 from hmco.query.lake import LakeSQL
 from hmco.schemas import get_dataset
-from hmco.sinks.iceberg import IcebergSink, write_data_files
+from hmco.sinks.datafiles import write_data_files
+from hmco.sinks.iceberg import IcebergSink
 from hmco.sources.synthetic import synthetic_lmp
 from hmco.windows import Window
 
