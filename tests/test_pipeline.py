@@ -330,7 +330,7 @@ class FailingSink:
         self.fail_hours = set(fail_hours)
         self.windows: list[Window] = []
 
-    def write(self, table: pa.Table, *, dataset: Dataset, window: Window, batch_id: str, scope=None):  # type: ignore[no-untyped-def]
+    def write(self, table: pa.Table, *, dataset: Dataset, window: Window, batch_id: str, scope=None, fingerprint=None):  # type: ignore[no-untyped-def]
         from hmco.errors import SinkError
         from hmco.sinks.base import WriteResult
 

@@ -36,7 +36,9 @@ class Sink(Protocol):
 
     ``scope`` bounds what a window write may replace: a sink that replaces whole windows (Iceberg)
     replaces only the rows of ``window`` inside ``scope``; a sink that upserts by key (ClickHouse)
-    never removes rows and may ignore it.
+    never removes rows and may ignore it. ``fingerprint`` is a digest of the raw payloads the batch
+    was parsed from (the window processor passes it): equal fingerprints mean equal batches, so a sink
+    may use it as a deduplication token instead of hashing the batch again.
     """
 
     name: str
@@ -49,4 +51,5 @@ class Sink(Protocol):
         window: Window,
         batch_id: str,
         scope: Scope | None = None,
+        fingerprint: str | None = None,
     ) -> WriteResult: ...
