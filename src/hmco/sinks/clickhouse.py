@@ -136,6 +136,7 @@ class ClickHouseSink:
         window: Window,
         batch_id: str,
         scope: Scope | None = None,
+        fingerprint: str | None = None,
     ) -> WriteResult:
         """Insert ``table`` (conformed to ``dataset``) in chunks of ``batch_rows``; idempotent per content.
 

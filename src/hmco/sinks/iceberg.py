@@ -100,6 +100,7 @@ class IcebergSink:
         window: Window,
         batch_id: str,
         scope: Mapping[str, Sequence[Any]] | None = None,
+        fingerprint: str | None = None,
     ) -> WriteResult:
         """Replace ``window`` (within ``scope``) of the dataset's table with ``table`` in one commit.
 
