@@ -1,4 +1,4 @@
-"""The pipeline spine: archive before parse, staged → gate → curated, windows, backfills, resume, reports."""
+"""The pipeline spine: archive before parse, audit branch ‖ gate → curated, windows, backfills, resume, reports."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from hmco.compose.pipeline import Pipeline
@@ -75,7 +76,22 @@ def _curated(lake: Lake) -> pa.Table:
     return lake.table("rt_lmp").scan().to_arrow()
 
 
-def test_window_lands_in_staged_and_curated_and_is_reported(lake: Lake) -> None:
+def _data_files(lake: Lake, tier: str | None = None) -> set[str]:
+    """Every Parquet file under the table's data directory (what was written, committed or not)."""
+    import pyarrow.fs as pafs
+
+    tbl = lake.table("rt_lmp", tier)
+    fs, base = lake.filesystem(f"{tbl.location()}/data")
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    return {i.path.rsplit("/", 1)[-1] for i in infos if i.path.endswith(".parquet")}
+
+
+def _live_files(lake: Lake, tier: str | None = None) -> set[str]:
+    tbl = lake.table("rt_lmp", tier)
+    return {t.file.file_path.rsplit("/", 1)[-1] for t in tbl.scan().plan_files()}
+
+
+def test_window_is_written_once_and_published_from_its_audit_branch(lake: Lake) -> None:
     pipe = Pipeline(
         SyntheticISO(nodes=30, settings=lake.settings), lake=lake, name="rt", window_step=timedelta(hours=2)
     )
@@ -83,7 +99,13 @@ def test_window_lands_in_staged_and_curated_and_is_reported(lake: Lake) -> None:
     assert [w.status for w in report.windows] == ["ok", "ok", "ok"]
     assert report.rows == 30 * 72 and report.ok
     assert _curated(lake).num_rows == 30 * 72
-    assert lake.table("rt_lmp", "staged").scan().to_arrow().num_rows == 30 * 72
+    # Written once: every data file written is live in curated, nothing went to the staged tier, and
+    # each window's snapshot on main is the one its audit branch held (the branch itself is gone).
+    assert _data_files(lake) == _live_files(lake) and len(_live_files(lake)) == 3
+    assert lake.table("rt_lmp", "staged").current_snapshot() is None
+    tbl = lake.table("rt_lmp")
+    assert [r for r in tbl.metadata.refs if r != "main"] == []
+    assert all(w.timings["stage"] > 0 and w.timings["gate"] > 0 for w in report.windows)
     assert all(w.payloads == 2 and w.archived == 2 for w in report.windows)  # 1-hour pages, archived first
     assert pipe.watermark == SIX_HOURS.end
     assert "3 ok" in str(report) and "2,160 rows" in str(report)
@@ -101,7 +123,7 @@ def test_same_window_twice_gives_the_same_rows(lake: Lake) -> None:
     assert sum(w.archived for w in report.windows) == 0  # identical payloads are not stored again
 
 
-def test_failed_gate_publishes_nothing_and_keeps_the_batch_in_staged(lake: Lake) -> None:
+def test_failed_gate_publishes_nothing_and_keeps_the_batch_in_quarantine(lake: Lake) -> None:
     gate = RejectNegativeLmp(floor=1e9)
     pipe = Pipeline(SyntheticISO(nodes=10, settings=lake.settings), lake=lake, name="rt", gate=gate)
     with pytest.raises(QualityGateFailed) as info:
@@ -111,7 +133,12 @@ def test_failed_gate_publishes_nothing_and_keeps_the_batch_in_staged(lake: Lake)
     assert report.windows[0].status == "failed"
     assert report.windows[0].failed_expectations == ["lmp_above_floor"]
     assert _curated(lake).num_rows == 0
-    assert lake.table("rt_lmp", "staged").scan().to_arrow().num_rows == 10 * 72
+    assert len(lake.state.quarantined("rt_lmp")) == 1
+    fs, path = lake.filesystem(lake.state.quarantined("rt_lmp")[0])
+    assert pq.read_table(path, filesystem=fs).num_rows == 10 * 72
+    # Its audit branch is dropped and the data files written for it are deleted.
+    assert list(lake.table("rt_lmp").metadata.refs) == ["main"]
+    assert _data_files(lake) == set()
     assert pipe.watermark is None
 
 
@@ -330,7 +357,16 @@ class FailingSink:
         self.fail_hours = set(fail_hours)
         self.windows: list[Window] = []
 
-    def write(self, table: pa.Table, *, dataset: Dataset, window: Window, batch_id: str, scope=None, fingerprint=None):  # type: ignore[no-untyped-def]
+    def write(
+        self,
+        table: pa.Table,
+        *,
+        dataset: Dataset,
+        window: Window,
+        batch_id: str,
+        scope=None,
+        fingerprint=None,
+    ):  # type: ignore[no-untyped-def]
         from hmco.errors import SinkError
         from hmco.sinks.base import WriteResult
 

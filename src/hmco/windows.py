@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Window", "as_utc", "floor_time", "in_window", "parse_duration", "rows_in_window"]
+__all__ = ["Window", "as_utc", "floor_time", "in_window", "market_window", "parse_duration", "rows_in_window"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.IGNORECASE)
@@ -83,7 +83,10 @@ def rows_in_window(table: pa.Table, window: Window, column: str, *, keep_null: b
     if not pa.types.is_timestamp(table.schema.field(column).type):
         return table
     mask = in_window(table.column(column), window)
-    return table.filter(pc.fill_null(mask, True) if keep_null else mask)
+    mask = pc.fill_null(mask, True) if keep_null else mask
+    if pc.all(mask).as_py():  # the usual case: no copy of the batch
+        return table
+    return table.filter(mask)
 
 
 def as_utc(value: datetime | date | str) -> datetime:
@@ -166,3 +169,90 @@ def format_duration(delta: timedelta, *, exact: bool = False) -> str:
     if secs >= 60:
         return f"{secs // 60}m{secs % 60:02d}s"
     return f"{secs}s"
+
+
+_RELATIVE_DAYS = {"today": 0, "yesterday": -1, "tomorrow": 1}
+
+
+def _zone(tz: str | tzinfo) -> tzinfo:
+    """``tz`` as a ``tzinfo``; an unknown IANA name is a :class:`~hmco.errors.ConfigError`."""
+    if isinstance(tz, tzinfo):
+        return tz
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from hmco.errors import ConfigError
+
+    try:
+        return UTC if tz.upper() == "UTC" else ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"unknown time zone {tz!r}: use an IANA name such as 'America/Chicago' or 'UTC'"
+        ) from exc
+
+
+def _local_start(value: datetime | date | str, zone: tzinfo, what: str) -> datetime:
+    """An aware instant for a market-calendar bound: dates are midnight in ``zone``, naive times are in ``zone``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in _RELATIVE_DAYS:
+            value = datetime.now(zone).date() + timedelta(days=_RELATIVE_DAYS[text.lower()])
+        else:
+            try:
+                value = (
+                    date.fromisoformat(text)
+                    if len(text) == 10
+                    else datetime.fromisoformat(text.replace("Z", "+00:00"))
+                )
+            except ValueError as exc:
+                from hmco.errors import ConfigError
+
+                raise ConfigError(
+                    f"{what} {value!r} is not a date or time: use YYYY-MM-DD, an ISO datetime, 'today' or 'yesterday'"
+                ) from exc
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0))
+    return value.replace(tzinfo=zone) if value.tzinfo is None else value
+
+
+def market_window(
+    start: datetime | date | str,
+    end: datetime | date | str | None = None,
+    tz: str | tzinfo = "UTC",
+) -> Window:
+    """The UTC window of market days ``[start, end)`` read on the calendar of time zone ``tz``.
+
+    A date (or ``YYYY-MM-DD``, ``"today"``, ``"yesterday"``) means midnight in ``tz``, so a day is 23 or
+    25 hours long on DST-change days; a naive datetime is read in ``tz``, an aware one is honoured as
+    is. ``end`` is exclusive and defaults to one calendar day in ``tz`` after ``start``.
+
+    Args:
+        start: First market day or instant.
+        end: End of the range, exclusive; ``None`` for one day after ``start``.
+        tz: IANA time zone of the market calendar (``"America/Los_Angeles"``, ``"EST"`` …).
+
+    Returns:
+        The half-open UTC :class:`Window`.
+
+    Raises:
+        ConfigError: An unknown time zone, an unreadable date, or ``end`` not after ``start``.
+
+    Examples:
+        >>> w = market_window("2026-11-01", tz="America/Los_Angeles")   # fall-back day: 25 hours
+        >>> str(w), w.duration
+        ('[2026-11-01T07:00:00+00:00, 2026-11-02T08:00:00+00:00)', datetime.timedelta(days=1, seconds=3600))
+        >>> market_window("2026-07-27", "2026-07-29", tz="EST").duration.days
+        2
+    """
+    from hmco.errors import ConfigError
+
+    zone = _zone(tz)
+    first = _local_start(start, zone, "start")
+    if end is None:
+        # one calendar day on the wall clock of tz, whatever its length in hours
+        local = first.astimezone(zone)
+        last = (local.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
+    else:
+        last = _local_start(end, zone, "end")
+    if as_utc(last) <= as_utc(first):
+        raise ConfigError(f"end {last.isoformat()} is not after start {first.isoformat()}")
+    return Window(first, last)

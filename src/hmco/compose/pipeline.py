@@ -1,7 +1,9 @@
 """The pipeline: windows, backfills and catch-ups over the one window processor.
 
 One window is the unit of work and of atomicity; :class:`~hmco.compose.processor.WindowProcessor` takes
-each through fetch → archive → parse → transforms → staged → gate → curated (+ sinks). The pipeline
+each through fetch → archive → parse → transforms → audit branch ‖ gate → sinks → curated. While window n
+is staged, gated and published, window n+1 is fetched and parsed on a collector thread (at most two
+windows in flight); publishes stay in window order, so watermarks advance as before. The pipeline
 chooses which windows to run: with ``resume`` it skips exactly the windows the lake's state records as
 committed, so a backfill interrupted by a crash — or run by several processes at once — resumes with
 no gap and no duplicate.
@@ -11,13 +13,22 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hmco._logging import get_logger
-from hmco.compose.processor import GateChoice, Status, Transform, WindowOutcome, WindowProcessor
+from hmco.compose.processor import (
+    Collected,
+    GateChoice,
+    Status,
+    Transform,
+    WindowOutcome,
+    WindowProcessor,
+)
 from hmco.errors import HmcoError, PipelineError, QualityGateFailed
 from hmco.lake import Lake
 from hmco.schemas import Dataset
@@ -43,6 +54,8 @@ class RunReport:
     gated: bool = True
     #: Windows not started because the run was asked to stop (``stop`` set: SIGTERM to ``hmco serve``).
     interrupted: int = 0
+    #: Wall-clock seconds of the run (windows overlap, so their own seconds add up to more).
+    elapsed: float | None = None
 
     @property
     def rows(self) -> int:
@@ -54,7 +67,8 @@ class RunReport:
 
     @property
     def seconds(self) -> float:
-        return sum(w.seconds for w in self.windows)
+        """Wall-clock seconds of the run (the sum of the windows' seconds before it has finished)."""
+        return self.elapsed if self.elapsed is not None else sum(w.seconds for w in self.windows)
 
     @property
     def ok(self) -> bool:
@@ -107,10 +121,12 @@ class Pipeline:
             gate of your own, or ``False`` to publish without validation (every run then warns).
         sinks: extra sinks after the gate, before the curated commit (e.g. ClickHouse).
         publish_tier: where validated data goes (``curated`` unless the dataset says otherwise).
-        stage: write to the staged tier before the gate (write–audit–publish). On by default.
+        stage: write–audit–publish: write each batch once to an audit branch while the gate runs, then
+            fast-forward curated to it. On by default.
         archive: keep raw payloads in the raw tier (on by default).
         window_step: how a long window is split; defaults to the source's ``window_step``.
         progress: show a progress bar for multi-window runs (auto: only on a terminal).
+        prefetch: collect (fetch, archive, parse) the next window while the current one is published.
     """
 
     def __init__(
@@ -128,6 +144,7 @@ class Pipeline:
         window_step: timedelta | None = None,
         progress: bool | None = None,
         registry: Any = None,
+        prefetch: bool = True,
     ) -> None:
         self.lake = lake or Lake(source.settings)
         self.processor = WindowProcessor(
@@ -144,6 +161,7 @@ class Pipeline:
         )
         self.window_step = window_step or source.window_step
         self.progress = progress
+        self.prefetch = prefetch
 
     @property
     def source(self) -> Source:
@@ -193,10 +211,22 @@ class Pipeline:
         """
         windows = list(window.split(self.window_step))
         report = RunReport(self.name, self.dataset.name, datetime.now(UTC), gated=self.processor.gated)
+        began = time.perf_counter()
         self.processor.warn_if_ungated()
         state = self.lake.state
         done = state.committed_windows(self.dataset, self.name, self.publish_tier) if resume else []
         bar = self._progress(len(windows))
+        todo = [not (resume and state.is_committed(done, w)) for w in windows]
+        collector = ThreadPoolExecutor(1, "hmco-collect") if self.prefetch and sum(todo) > 1 else None
+        ahead: dict[int, Future[Collected]] = {}
+
+        def collect(i: int) -> Collected:
+            future = ahead.pop(i, None)
+            nxt = next((j for j in range(i + 1, len(windows)) if todo[j]), None)
+            if collector is not None and nxt is not None and (stop is None or not stop.is_set()):
+                ahead[nxt] = collector.submit(self.processor.collect, windows[nxt])
+            return future.result() if future is not None else self.processor.collect(windows[i])
+
         try:
             for i, w in enumerate(windows):
                 if stop is not None and stop.is_set():
@@ -205,20 +235,23 @@ class Pipeline:
                         "%s: stopping; %d window(s) left for the next run", self.name, report.interrupted
                     )
                     break
-                if resume and state.is_committed(done, w):
-                    report.windows.append(WindowOutcome(w, "skipped"))
+                if todo[i]:
+                    report.windows.append(self.processor.publish(collect(i)))
                 else:
-                    outcome = self.processor.process(w)
-                    report.windows.append(outcome)
+                    report.windows.append(WindowOutcome(w, "skipped"))
                 if bar:
                     bar.set_postfix_str(f"{report.rows:,} rows")
                     bar.update(1)
                 if report.windows[-1].status == "failed" and stop_on_error:
                     break
         finally:
+            if collector is not None:
+                collector.shutdown(wait=True, cancel_futures=True)  # a window collected ahead is dropped
+            self.processor.close()
             if bar:
                 bar.close()
         report.finished = datetime.now(UTC)
+        report.elapsed = time.perf_counter() - began
         self._raise_if_failed(report)
         return report
 

@@ -8,16 +8,24 @@ does anything later (schedulers, replays). It fails closed: without an explicit 
 dataset's default suite, a batch that fails the gate or cannot be stored reaches no sink and is
 quarantined, and only ``gate=False`` turns the gate off, with a warning on every run.
 
-Order of writes for a passing batch: staged (the audit copy), then the gate, then the extra sinks (e.g.
-ClickHouse), then the publish commit to curated, which carries the pipeline's state (committed window,
-watermark) and therefore comes last: a failed extra sink leaves the window uncommitted, so it is redone.
+Write–audit–publish without writing twice: the batch's data files are written once and committed to an
+audit branch of the publish table (:meth:`IcebergSink.stage`) while the gate judges the batch; then the
+extra sinks (e.g. ClickHouse) are written, and last main is fast-forwarded to the audited snapshot in one
+commit that also carries the pipeline's state (committed window, watermark). Readers of main see nothing
+before that commit; a batch that fails the gate has its branch dropped and is quarantined, and a failed
+extra sink leaves the window uncommitted, so it is redone.
+
+:meth:`WindowProcessor.collect` (fetch → … → conform) and :meth:`WindowProcessor.publish` (stage →
+gate → publish) are separate so a pipeline can collect window n+1 while window n is published.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -33,13 +41,13 @@ from hmco.payload import RawPayload
 from hmco.quality.gate import Gate, GateResult
 from hmco.schemas import Dataset, conform, get_dataset
 from hmco.sinks.base import Sink, WriteResult
-from hmco.sinks.iceberg import IcebergSink, batch_scope
+from hmco.sinks.iceberg import IcebergSink, StagedBatch, batch_scope
 from hmco.sinks.raw import RawArchive
 from hmco.sources.base import Source
 from hmco.transforms.rows import dedupe_latest
 from hmco.windows import Window, rows_in_window
 
-__all__ = ["GateChoice", "Transform", "WindowOutcome", "WindowProcessor", "resolve_gate"]
+__all__ = ["Collected", "GateChoice", "Transform", "WindowOutcome", "WindowProcessor", "resolve_gate"]
 
 log = get_logger("hmco.processor")
 
@@ -83,6 +91,9 @@ class WindowOutcome:
     writes: list[WriteResult] = field(default_factory=list)
     quarantine: str | None = None
     newest_end: datetime | None = None
+    #: Seconds per stage: ``collect`` (fetch, archive, parse, conform), ``gate``, ``stage`` (data files +
+    #: audit branch, overlapping the gate), ``sinks``, ``publish``.
+    timings: dict[str, float] = field(default_factory=dict)
     gate_result: GateResult | None = field(default=None, repr=False, compare=False)
     exception: HmcoError | None = field(default=None, repr=False, compare=False)
 
@@ -93,6 +104,19 @@ class WindowOutcome:
         d["window"] = [self.window.start.isoformat(), self.window.end.isoformat()]
         d["newest_end"] = self.newest_end.isoformat() if self.newest_end else None
         return d
+
+
+@dataclass
+class Collected:
+    """One window fetched, archived, parsed and conformed (leniently), ready for :meth:`WindowProcessor.publish`.
+
+    ``table`` is None when collecting failed: ``outcome`` then says why.
+    """
+
+    outcome: WindowOutcome
+    table: pa.Table | None = None
+    started: float = 0.0
+    fingerprint: str | None = None
 
 
 class WindowProcessor:
@@ -107,7 +131,8 @@ class WindowProcessor:
         sinks: sinks written after the gate passes and before the publish commit (e.g. ClickHouse).
         publish_tier: where validated data is committed (``curated`` unless the dataset says otherwise).
         publish: commit to ``publish_tier`` (off for a real-time store without a lake copy).
-        stage: write each batch to the staged tier before the gate (write–audit–publish).
+        stage: write–audit–publish: commit each batch to an audit branch of the publish table while the
+            gate runs, then fast-forward main to it (off: the gate runs first, then one direct commit).
         archive: keep raw payloads in the raw tier (a :class:`RawArchive`, ``True`` for the lake's, or off).
         no_data: what a source's :class:`~hmco.errors.NoData` means: a failed window, or an empty one
             (real-time polling, where a missing file is simply not published yet).
@@ -141,7 +166,8 @@ class WindowProcessor:
         self.sinks = list(sinks)
         self.publish_tier = publish_tier or self.dataset.tier
         self.curated = IcebergSink(lake, self.publish_tier, pipeline=name) if publish else None
-        self.staged = IcebergSink(lake, "staged") if stage else None
+        self.stage = stage and publish
+        self._writer: ThreadPoolExecutor | None = None
         self.archive: RawArchive | None = RawArchive(lake) if archive is True else (archive or None)
         self.no_data = no_data
         self._last_version: datetime | None = None
@@ -160,12 +186,28 @@ class WindowProcessor:
 
     def process(self, window: Window, *, batch_id: str | None = None) -> WindowOutcome:
         """Fetch, archive, parse, transform, stage, gate and publish one window. Never raises for data."""
+        return self.publish(self.collect(window, batch_id=batch_id))
+
+    def collect(self, window: Window, *, batch_id: str | None = None) -> Collected:
+        """Fetch, archive, parse, transform and conform (leniently) one window. Never raises for data."""
         started = time.perf_counter()
         outcome = WindowOutcome(window, "ok", batch_id=batch_id or uuid.uuid4().hex[:16])
+        collected = Collected(outcome, started=started)
         try:
-            table = self._collect(window, outcome)
-            outcome.rows, outcome.bytes = table.num_rows, table.nbytes  # published rows replace this
-            if table.num_rows == 0:
+            collected.table, collected.fingerprint = self._collect(window, outcome)
+        except HmcoError as exc:
+            self._failed(outcome, exc)
+        outcome.timings["collect"] = time.perf_counter() - started
+        return collected
+
+    def publish(self, collected: Collected) -> WindowOutcome:
+        """Stage, gate and publish a collected window (or record it empty). Never raises for data."""
+        outcome, table, window = collected.outcome, collected.table, collected.outcome.window
+        try:
+            if table is None:
+                pass  # collecting failed: the outcome says why
+            elif table.num_rows == 0:
+                outcome.rows, outcome.bytes = 0, 0
                 outcome.status = "empty"
                 # An empty window deletes nothing (a source outage must not erase data).
                 log.warning("%s: window %s returned no rows; nothing replaced", self.name, window)
@@ -174,7 +216,10 @@ class WindowProcessor:
                         self.dataset, self.name, self.publish_tier, window, outcome.batch_id
                     )
             else:
-                self._stage_gate_publish(table, window, outcome)
+                outcome.rows, outcome.bytes = table.num_rows, table.nbytes  # published rows replace this
+                collected.table = None  # this frame holds the batch now: it is freed as soon as it is done
+                self._stage_gate_publish(table, collected.fingerprint, window, outcome)
+                del table
                 self.metrics.record_ingest(self.name, self.dataset.name, outcome.rows, outcome.bytes)
                 log.info(
                     "%s: window %s published: %d rows (batch %s)",
@@ -190,23 +235,36 @@ class WindowProcessor:
             outcome.gate_result = exc.result
             outcome.exception = exc
         except HmcoError as exc:
-            outcome.status = "failed"
-            outcome.error = f"{type(exc).__name__}: {exc}"
-            outcome.exception = exc
-            log.error("%s window %s failed: %s", self.name, window, outcome.error)
+            self._failed(outcome, exc)
         if outcome.quarantine is not None:
             self.metrics.record_quarantine(self.name, self.dataset.name)
-        outcome.seconds = time.perf_counter() - started
+        outcome.seconds = time.perf_counter() - collected.started
         return outcome
 
+    def _failed(self, outcome: WindowOutcome, exc: HmcoError) -> None:
+        outcome.status = "failed"
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.exception = exc
+        log.error("%s window %s failed: %s", self.name, outcome.window, outcome.error)
+
+    def close(self) -> None:
+        """Stop the background writer thread (idempotent; a new one starts on the next staged window)."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+
     # --- fetch → archive → parse → transforms → conform ---------------------------------------------
-    def _collect(self, window: Window, outcome: WindowOutcome) -> pa.Table:
+    def _collect(self, window: Window, outcome: WindowOutcome) -> tuple[pa.Table, str | None]:
         tables: list[pa.Table] = []
+        digests: list[str] = []
         last_key: str | None = None
         try:
             for payload in self.source.fetch(window):
                 last_key = self._archive(payload, outcome)
+                if self.archive is not None:
+                    digests.append(payload.sha256)  # computed by the archive already: free here
                 tables.append(self._parse(payload, last_key))
+                del payload  # the body is archived and parsed: do not keep it through the next fetch
         except NoData:
             if self.no_data == "fail":
                 raise
@@ -216,13 +274,18 @@ class WindowProcessor:
                 exc.context.setdefault("last_archived_key", last_key)
             raise
         table = _concat(tables, self.dataset)
+        del tables
         for transform in self.transforms:
             table = transform(table)
         # Lenient: cast what can be cast, but keep nulls, odd types and duplicates for the gate to name.
         table = conform(table, self.dataset, strict=False)
         inside = rows_in_window(table, window, self.dataset.time_column, keep_null=True)
         outcome.dropped_outside_window = table.num_rows - inside.num_rows
-        return inside
+        fingerprint = None
+        if digests and len(digests) == outcome.payloads:
+            text = "\n".join([self.name, window.start.isoformat(), window.end.isoformat(), *digests])
+            fingerprint = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return inside, fingerprint
 
     def _archive(self, payload: RawPayload, outcome: WindowOutcome) -> str | None:
         outcome.payloads += 1
@@ -276,12 +339,15 @@ class WindowProcessor:
         """The source's own slice, narrowed by the batch's identity-partition values."""
         return {**batch_scope(self.dataset, table), **self.source.scope()}
 
-    def _stage_gate_publish(self, batch: pa.Table, window: Window, outcome: WindowOutcome) -> None:
-        """Write–audit–publish: staged ← batch, gate(batch), sinks and curated ← de-duplicated batch.
+    def _stage_gate_publish(
+        self, batch: pa.Table, fingerprint: str | None, window: Window, outcome: WindowOutcome
+    ) -> None:
+        """Write–audit–publish: audit branch ← batch while gate(batch) runs; sinks; main ← audited snapshot.
 
-        ``batch`` is as parsed (conformed leniently): the gate sees duplicates, nulls and bad types
-        exactly as the source sent them. A batch that fails the gate, or that cannot be stored in its
-        canonical schema, is quarantined and reaches no sink.
+        The gate sees the batch as parsed (conformed leniently): duplicates, nulls and bad types exactly
+        as the source sent them. A batch that fails the gate, or that cannot be stored in its canonical
+        schema, is quarantined, reaches no sink, and its audit branch and files are dropped. Rows are
+        de-duplicated (latest revision wins) unless the gate proved the primary key unique.
         """
         ds, bid = self.dataset, outcome.batch_id
         try:
@@ -290,28 +356,92 @@ class WindowProcessor:
         except SchemaError as exc:
             table, schema_error = None, exc
         scope = self._scope(table) if table is not None else dict(self.source.scope())
-        if table is not None and self.staged is not None:
-            outcome.writes.append(
-                self.staged.write(table, dataset=ds, window=window, batch_id=bid, scope=scope)
-            )
-        if self.gate is not None:
-            self._check(batch, window, outcome, staged=table is not None and self.staged is not None)
-        if table is None:
-            assert schema_error is not None
-            outcome.quarantine = self.lake.state.quarantine(ds, window, bid, batch)
-            schema_error.context["quarantine"] = outcome.quarantine
-            raise schema_error
-        table = dedupe_latest(table, ds.primary_key)
-        outcome.rows, outcome.bytes = table.num_rows, table.nbytes
-        outcome.newest_end = _newest_end(table, ds)
-        for sink in self.sinks:
-            outcome.writes.append(sink.write(table, dataset=ds, window=window, batch_id=bid, scope=scope))
-        if self.curated is not None:
-            outcome.writes.append(
-                self.curated.write(table, dataset=ds, window=window, batch_id=bid, scope=scope)
-            )
+        timings = outcome.timings
+        staging: Future[StagedBatch] | None = None
+        staged: StagedBatch | None = None
+        published = False
+        try:
+            if table is not None and self.gate is not None and self.stage and self.curated is not None:
+                staging = self._background(self.curated.stage, table, ds, window, bid, scope)
+            unique = False
+            if self.gate is not None:
+                t0 = time.perf_counter()
+                result = self._check(batch, window, outcome)
+                timings["gate"] = time.perf_counter() - t0
+                unique = _proves_unique(result)
+            if table is None:
+                assert schema_error is not None
+                outcome.quarantine = self.lake.state.quarantine(ds, window, bid, batch)
+                schema_error.context["quarantine"] = outcome.quarantine
+                raise schema_error
+            del batch
+            t0 = time.perf_counter()
+            if staging is not None:
+                staged = staging.result()
+                timings["stage"] = staged.seconds
+                timings["stage_wait"] = time.perf_counter() - t0
+            if not unique:
+                deduped = dedupe_latest(table, ds.primary_key)
+                if deduped is not table and staged is not None:  # rare: duplicates allowed through (warn)
+                    assert self.curated is not None
+                    self.curated.abandon(staged)
+                    staged = self.curated.stage(deduped, dataset=ds, window=window, batch_id=bid, scope=scope)
+                table = deduped
+            outcome.rows, outcome.bytes = table.num_rows, table.nbytes
+            outcome.newest_end = _newest_end(table, ds)
+            t0 = time.perf_counter()
+            for sink in self.sinks:
+                outcome.writes.append(
+                    sink.write(
+                        table,
+                        dataset=ds,
+                        window=window,
+                        batch_id=bid,
+                        scope=scope,
+                        fingerprint=fingerprint,
+                    )
+                )
+            timings["sinks"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if self.curated is not None:
+                if staged is not None:
+                    outcome.writes.append(self.curated.publish(staged))
+                else:
+                    outcome.writes.append(
+                        self.curated.write(table, dataset=ds, window=window, batch_id=bid, scope=scope)
+                    )
+            published = True
+            timings["publish"] = time.perf_counter() - t0
+        finally:
+            if not published:
+                self._abandon(staging, staged)
 
-    def _check(self, batch: pa.Table, window: Window, outcome: WindowOutcome, *, staged: bool) -> None:
+    def _background(
+        self,
+        stage: Callable[..., StagedBatch],
+        table: pa.Table,
+        ds: Dataset,
+        window: Window,
+        bid: str,
+        scope: Any,
+    ) -> Future[StagedBatch]:
+        """Write the data files and the audit branch on the writer thread (Parquet encoding releases the GIL)."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hmco-stage-{self.name}")
+        return self._writer.submit(stage, table, dataset=ds, window=window, batch_id=bid, scope=scope)
+
+    def _abandon(self, staging: Future[StagedBatch] | None, staged: StagedBatch | None) -> None:
+        """Drop an audit branch that will not be published (gate failed, schema error, sink failed)."""
+        if staged is None and staging is not None:
+            try:
+                staged = staging.result()
+            except Exception as exc:  # staging itself failed: the sink discarded its files
+                log.debug("%s: staging failed too: %s", self.name, exc)
+                return
+        if staged is not None and self.curated is not None:
+            self.curated.abandon(staged)
+
+    def _check(self, batch: pa.Table, window: Window, outcome: WindowOutcome) -> GateResult:
         assert self.gate is not None
         ds, bid = self.dataset, outcome.batch_id
         result = self.gate.check(batch, ds, window)
@@ -320,20 +450,25 @@ class WindowProcessor:
         )
         self.metrics.record_gate(result)
         outcome.warnings = [o.name for o in result.warnings]
+        outcome.gate_result = result
         if result.passed:
-            return
+            return result
         names = [o.name for o in result.failed]
         outcome.quarantine = self.lake.state.quarantine(ds, window, bid, batch)
-        kept = f"staged and {outcome.quarantine}" if staged else outcome.quarantine
         raise QualityGateFailed(
             f"{ds.name} window {window} failed {len(names)} expectation(s): {', '.join(names)}; "
-            f"nothing was published, the batch is kept in {kept} (batch {bid})",
+            f"nothing was published, the batch is kept in {outcome.quarantine} (batch {bid})",
             failed=names,
             result=result,
         )
 
     def __repr__(self) -> str:
         return f"WindowProcessor({self.name!r}, source={self.source!r}, gated={self.gated})"
+
+
+def _proves_unique(result: GateResult) -> bool:
+    """Whether a passing gate checked the primary key unique (then de-duplicating finds nothing)."""
+    return any(o.name == "unique.primary_key" and o.success for o in result.outcomes)
 
 
 def _newest_end(table: pa.Table, dataset: Dataset) -> datetime | None:

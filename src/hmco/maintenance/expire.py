@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
     from pyiceberg.table.metadata import TableMetadata
 
-__all__ = ["expire_snapshots", "snapshots_to_expire"]
+__all__ = ["drop_stale_audit_branches", "expire_snapshots", "snapshots_to_expire"]
 
 log = get_logger("hmco.maintenance")
 
@@ -108,6 +108,8 @@ def expire_snapshots(
     cutoff_ms = (cutoff - _EPOCH) // timedelta(milliseconds=1)
 
     tbl.refresh()
+    if not dry_run:
+        drop_stale_audit_branches(tbl, cutoff_ms)
     report, started = start_report(tbl, "expire_snapshots", dry_run=dry_run)
     for attempt in range(1, max_attempts + 1):
         ids = snapshots_to_expire(tbl.metadata, cutoff_ms=cutoff_ms, retain_last=retain_last)
@@ -152,6 +154,29 @@ def expire_snapshots(
         report.removed_bytes,
     )
     return finish_report(report, tbl, started)
+
+
+def drop_stale_audit_branches(tbl: Table, cutoff_ms: int) -> list[str]:
+    """Drop audit branches (write–audit–publish) whose snapshot is older than the cutoff.
+
+    A writer killed between staging and publishing leaves its ``hmco-audit-<batch>`` branch behind; the
+    branch pins its snapshot and files, so upkeep drops it once it is older than the expiry horizon.
+    """
+    from hmco.sinks.iceberg import audit_branches
+
+    stale = []
+    for name in audit_branches(tbl):
+        snapshot = tbl.metadata.snapshot_by_name(name)
+        if snapshot is None or snapshot.timestamp_ms < cutoff_ms:
+            stale.append(name)
+    if stale:
+        refs = tbl.manage_snapshots()
+        for name in stale:
+            refs.remove_branch(name)
+        refs.commit()
+        tbl.refresh()
+        log.info("dropped %d stale audit branch(es) of %s: %s", len(stale), table_name(tbl), stale)
+    return stale
 
 
 def _others(metadata: TableMetadata, ids: list[int]) -> list[int]:

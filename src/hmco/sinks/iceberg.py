@@ -11,9 +11,11 @@ nullable columns by name, and anything else is an :class:`~hmco.errors.Incompati
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -33,9 +35,23 @@ if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
     from pyiceberg.table import Table
 
-__all__ = ["IcebergSink", "batch_scope", "split_by_partition", "window_filter", "write_data_files"]
+__all__ = [
+    "AUDIT_PREFIX",
+    "IcebergSink",
+    "StagedBatch",
+    "audit_branches",
+    "batch_scope",
+    "split_by_partition",
+    "window_filter",
+    "write_data_files",
+]
 
 log = get_logger("hmco.iceberg")
+
+MAIN = "main"
+#: Audit branches are named ``hmco-audit-<batch id>``; they live from stage to publish (or abandon).
+AUDIT_PREFIX = "hmco-audit-"
+SUMMARY_NOTE = "hmco.note"
 
 
 def batch_scope(dataset: Dataset, table: pa.Table) -> dict[str, list[Any]]:
@@ -63,8 +79,39 @@ def window_filter(
     return expr
 
 
+@dataclass
+class StagedBatch:
+    """A batch written once as data files and committed to an audit branch; readers of main see none of it.
+
+    :meth:`IcebergSink.publish` fast-forwards main to the branch (with the pipeline's state) in one
+    commit; :meth:`IcebergSink.abandon` drops the branch and deletes the files.
+    """
+
+    table: Table
+    dataset: Dataset
+    window: Window
+    batch_id: str
+    branch: str
+    paths: list[str]
+    row_filter: BooleanExpression
+    rows: int
+    bytes: int
+    #: main's head when the branch was cut (None: the table had no snapshot); publish needs it unchanged.
+    base: int | None = None
+    summary: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
 class IcebergSink:
     """Writes batches of a dataset into one tier of the lake.
+
+    Two ways to write a window, both replacing exactly that window (within its scope) atomically:
+
+    * :meth:`write`: data files, then one commit on main (state included);
+    * :meth:`stage` then :meth:`publish` (write–audit–publish): the data files are written once and
+      committed to an audit branch (``hmco-audit-<batch>``) invisible to readers of main; after the
+      gate, :meth:`publish` fast-forwards main to that very snapshot and records the pipeline's state
+      in the same commit, or :meth:`abandon` drops it. Nothing is written twice.
 
     Args:
         lake: the lake to write to.
@@ -105,45 +152,168 @@ class IcebergSink:
         """Replace ``window`` (within ``scope``) of the dataset's table with ``table`` in one commit.
 
         Without an explicit ``scope`` the batch's own identity-partition values bound the replacement
-        (an ``rt_lmp`` batch of CAISO rows never deletes SPP's rows of the same window).
+        (an ``rt_lmp`` batch of CAISO rows never deletes SPP's rows of the same window). The data files
+        are written once; a concurrent commit re-plans only the metadata.
         """
-        from pyiceberg.exceptions import (
-            CommitFailedException,
-            CommitStateUnknownException,
-            ValidationException,
-        )
-
         started = time.perf_counter()
-        tbl = self.lake.table(dataset, self.tier)
-        self._evolve_schema(tbl, table, dataset)
-        if scope is None:
-            scope = batch_scope(dataset, table)
-        row_filter = window_filter(dataset, window, scope)
+        tbl, paths, row_filter = self._write_files(table, dataset, window, batch_id, scope)
 
         def commit() -> Table:
             tbl.refresh()
             state = window_commit(tbl, window=window, batch_id=batch_id, pipeline=self.pipeline)
-            paths = write_data_files(tbl, _align(table, tbl), batch_id)
-            try:
-                with warnings.catch_warnings(), tbl.transaction() as tx:
-                    warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-                    tx.delete(row_filter, snapshot_properties=state.summary)
-                    if paths:
-                        tx.add_files(paths, snapshot_properties=state.summary, check_duplicate_files=False)
-                    if state.properties:
-                        tx.set_properties(state.properties)
-            except (CommitFailedException, ValidationException) as exc:
-                _discard(tbl, paths)  # the commit certainly did not land: its files are orphans
-                raise CommitConflict(
-                    f"concurrent commit on {tbl.name()}; retrying window {window}: {exc}",
-                    table=".".join(tbl.name()),
-                ) from exc
-            except CommitStateUnknownException:
-                raise  # the commit may have landed: its files may be live, keep them
-            except Exception:
-                _discard(tbl, paths)  # rejected (add_files validation, catalog database error …)
-                raise
+            with _conflicts(tbl, window), warnings.catch_warnings(), tbl.transaction() as tx:
+                warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+                tx.delete(row_filter, snapshot_properties=state.summary)
+                if paths:
+                    tx.add_files(paths, snapshot_properties=state.summary, check_duplicate_files=False)
+                if state.properties:
+                    tx.set_properties(state.properties)
             return tbl
+
+        tbl = self._retrying(commit, tbl, dataset, window, paths)
+        return self._result(tbl, table.num_rows, table.nbytes, started)
+
+    def stage(
+        self,
+        table: pa.Table,
+        *,
+        dataset: Dataset,
+        window: Window,
+        batch_id: str,
+        scope: Mapping[str, Sequence[Any]] | None = None,
+    ) -> StagedBatch:
+        """Write the batch's data files once and commit them to an audit branch cut from main's head.
+
+        The branch holds main with ``window`` (within ``scope``) replaced; main itself is untouched.
+        """
+        started = time.perf_counter()
+        tbl, paths, row_filter = self._write_files(table, dataset, window, batch_id, scope)
+        staged = StagedBatch(
+            tbl,
+            dataset,
+            window,
+            batch_id,
+            AUDIT_PREFIX + batch_id,
+            paths,
+            row_filter,
+            table.num_rows,
+            table.nbytes,
+        )
+        self._retrying(lambda: self._cut(staged), tbl, dataset, window, paths)
+        staged.seconds = time.perf_counter() - started
+        return staged
+
+    def publish(self, staged: StagedBatch) -> WriteResult:
+        """Fast-forward main to the audit branch, record the pipeline's state and drop the branch: one commit.
+
+        If main moved since the branch was cut (another writer committed), the same files are committed
+        again onto a branch cut from the new head (no data is rewritten), then published.
+        """
+        started = time.perf_counter()
+        tbl = staged.table
+
+        def commit() -> Table:
+            tbl.refresh()
+            state = window_commit(tbl, window=staged.window, batch_id=staged.batch_id, pipeline=self.pipeline)
+            head = tbl.metadata.snapshot_by_name(MAIN)
+            ref = tbl.metadata.refs.get(staged.branch)
+            if (
+                ref is None
+                or (head.snapshot_id if head else None) != staged.base
+                or state.summary != staged.summary
+            ):
+                self._cut(staged, state.summary)  # rebase: main moved (or its state did) since the audit
+                tbl.refresh()
+                ref = tbl.metadata.refs[staged.branch]
+            from pyiceberg.table.refs import SnapshotRefType
+            from pyiceberg.table.update.snapshot import ManageSnapshots
+
+            with _conflicts(tbl, staged.window), tbl.transaction() as tx:
+                tx._stage(*tx._set_ref_snapshot(ref.snapshot_id, MAIN, SnapshotRefType.BRANCH))
+                with ManageSnapshots(tx) as refs:
+                    refs.remove_branch(staged.branch)
+                if state.properties:
+                    tx.set_properties(state.properties)
+            return tbl
+
+        tbl = self._retrying(commit, tbl, staged.dataset, staged.window, staged.paths)
+        return self._result(tbl, staged.rows, staged.bytes, started - staged.seconds)
+
+    def abandon(self, staged: StagedBatch) -> None:
+        """Drop the audit branch and delete its data files (the batch failed its gate; main never saw it)."""
+        tbl = staged.table
+        tbl.refresh()
+        if staged.branch in tbl.metadata.refs:
+            try:
+                tbl.manage_snapshots().remove_branch(staged.branch).commit()
+            except (
+                Exception
+            ) as exc:  # a branch left behind is dropped by the next upkeep (drop_audit_branches)
+                log.warning("could not drop audit branch %s of %s: %s", staged.branch, tbl.name(), exc)
+                return  # its files stay referenced by the branch until then
+        _discard(tbl, staged.paths)
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _write_files(
+        self,
+        table: pa.Table,
+        dataset: Dataset,
+        window: Window,
+        batch_id: str,
+        scope: Mapping[str, Sequence[Any]] | None,
+    ) -> tuple[Table, list[str], BooleanExpression]:
+        tbl = self.lake.table(dataset, self.tier)
+        self._evolve_schema(tbl, table, dataset)
+        if scope is None:
+            scope = batch_scope(dataset, table)
+        try:
+            paths = write_data_files(tbl, _align(table, tbl), batch_id)
+        except Exception as exc:
+            if isinstance(exc, HmcoError):
+                raise
+            raise SinkError(f"cannot write {dataset.name} window {window} to {tbl.name()}: {exc}") from exc
+        return tbl, paths, window_filter(dataset, window, scope)
+
+    def _cut(self, staged: StagedBatch, summary: dict[str, str] | None = None) -> None:
+        """Commit ``staged``'s files to its audit branch, cut afresh from main's head (one commit)."""
+        from pyiceberg.table.refs import SnapshotRefType
+        from pyiceberg.table.update.snapshot import ManageSnapshots
+
+        tbl = staged.table
+        tbl.refresh()
+        if summary is None:
+            summary = window_commit(
+                tbl, window=staged.window, batch_id=staged.batch_id, pipeline=self.pipeline
+            ).summary
+        head = tbl.metadata.snapshot_by_name(MAIN)
+        if head is None:  # Iceberg branches need a snapshot to start from: give main an empty one
+            with _conflicts(tbl, staged.window), tbl.transaction() as tx:
+                tx.update_snapshot(snapshot_properties={SUMMARY_NOTE: "empty start"}).fast_append().commit()
+            head = tbl.metadata.snapshot_by_name(MAIN)
+        with _conflicts(tbl, staged.window), warnings.catch_warnings(), tbl.transaction() as tx:
+            warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+            if staged.branch in tx.table_metadata.refs:
+                with ManageSnapshots(tx) as refs:
+                    refs.remove_branch(staged.branch)
+            if head is not None:
+                tx._stage(*tx._set_ref_snapshot(head.snapshot_id, staged.branch, SnapshotRefType.BRANCH))
+            tx.delete(staged.row_filter, snapshot_properties=summary, branch=staged.branch)
+            if staged.paths:
+                tx.add_files(
+                    staged.paths,
+                    snapshot_properties=summary,
+                    check_duplicate_files=False,
+                    branch=staged.branch,
+                )
+        staged.base = head.snapshot_id if head is not None else None
+        staged.summary = dict(summary)
+
+    def _retrying(
+        self, commit: Callable[[], Any], tbl: Table, dataset: Dataset, window: Window, paths: Sequence[str]
+    ) -> Table:
+        """Run ``commit`` with retries on transient errors; typed errors, files discarded when certainly dead."""
+        from pyiceberg.exceptions import CommitStateUnknownException
 
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
@@ -152,24 +322,29 @@ class IcebergSink:
             reraise=True,
         )
         try:
-            tbl = retrying(commit)
-        except CommitConflict:
-            raise
-        except CommitStateUnknownException as exc:
+            retrying(commit)
+            return tbl
+        except CommitStateUnknownException as exc:  # the commit may have landed: its files may be live
             raise SinkError(
                 f"commit of {dataset.name} window {window} to {tbl.name()} may or may not have landed: {exc}; "
                 "re-run the window (it is idempotent)"
             ) from exc
+        except CommitConflict:
+            _discard(tbl, paths)
+            raise
         except Exception as exc:  # storage, catalog database, Arrow: typed, with what and where
+            _discard(tbl, paths)  # rejected (add_files validation, catalog database error …): files are dead
             if isinstance(exc, HmcoError):
                 raise
             raise SinkError(f"cannot write {dataset.name} window {window} to {tbl.name()}: {exc}") from exc
+
+    def _result(self, tbl: Table, rows: int, nbytes: int, started: float) -> WriteResult:
         snap = tbl.current_snapshot()
         return WriteResult(
             sink=self.name,
             target=".".join(tbl.name()),
-            rows=table.num_rows,
-            bytes=table.nbytes,
+            rows=rows,
+            bytes=nbytes,
             seconds=time.perf_counter() - started,
             snapshot_id=snap.snapshot_id if snap else None,
         )
@@ -198,6 +373,24 @@ class IcebergSink:
             for f in new_fields:
                 update.union_by_name(pa.schema([pa.field(f.name, f.type, nullable=True)]))
         log.info("evolved %s: added column(s) %s", ".".join(tbl.name()), [f.name for f in new_fields])
+
+
+@contextlib.contextmanager
+def _conflicts(tbl: Table, window: Window) -> Iterator[None]:
+    """Turn pyiceberg's lost optimistic-concurrency race into :class:`CommitConflict` (retried)."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+    try:
+        yield
+    except (CommitFailedException, ValidationException) as exc:
+        raise CommitConflict(
+            f"concurrent commit on {tbl.name()}; retrying window {window}: {exc}", table=".".join(tbl.name())
+        ) from exc
+
+
+def audit_branches(tbl: Table) -> list[str]:
+    """The audit branches on ``tbl`` (a crash between stage and publish leaves one behind)."""
+    return sorted(name for name in tbl.metadata.refs if name.startswith(AUDIT_PREFIX))
 
 
 def _compatible(have: pa.DataType, got: pa.DataType) -> bool:
