@@ -55,7 +55,7 @@ from hmco.sinks.clickhouse import ClickHouseSink
 from hmco.sources.base import Source
 from hmco.sources.caiso import CAISO
 from hmco.sources.http import HttpOptions
-from hmco.sources.miso import EST, MISO, market_day
+from hmco.sources.miso import EST, MISO, feed_day
 from hmco.sources.spp import CENTRAL, SPP, interval_file_path
 from hmco.windows import Window
 
@@ -177,10 +177,10 @@ class MisoFeed(Feed):
 
     def _routes(self, first: datetime, end: datetime) -> list[Route]:
         if self.day_end is None:  # the feed starts at the market day's first interval
-            day = market_day(first)
-            self.day_end = datetime(day.year, day.month, day.day, tzinfo=EST).astimezone(UTC)
-        while self.day_end < end:  # INTERVAL is the interval start, naive EST
-            stamp = f"{self.day_end.astimezone(EST):%Y-%m-%dT%H:%M:%S}"
+            day = feed_day(first)
+            self.day_end = datetime(day.year, day.month, day.day, tzinfo=EST).astimezone(UTC) - STEP
+        while self.day_end < end:  # INTERVAL is the interval END, naive EST
+            stamp = f"{(self.day_end + STEP).astimezone(EST):%Y-%m-%dT%H:%M:%S}"
             energy, congestion, loss = self._prices()
             lmp = energy + congestion + loss
             self.chunks.append(

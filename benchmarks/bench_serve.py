@@ -74,7 +74,7 @@ from tests.support.webhook import WebhookReceiver
 from hmco.config import Settings
 from hmco.lake import Lake
 from hmco.schedule import default_catalogue
-from hmco.sources.miso import market_day
+from hmco.sources.miso import feed_day, market_day
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("HMCO_BENCH_SERVE", "") != "1", reason="~27 min of wall clock: set HMCO_BENCH_SERVE=1"
@@ -314,8 +314,8 @@ class DayRollingMisoFeed(MisoFeed):
     PREVIOUS = "/api/MarketPricing/GetRealTimeFiveMinExPost/Previous"
 
     def _routes(self, first: datetime, end: datetime) -> list[Route]:
-        day = market_day(end - timedelta(microseconds=1))
-        if self.day_end is not None and market_day(self.day_end - timedelta(microseconds=1)) != day:
+        day = feed_day(end - timedelta(minutes=5))
+        if self.day_end is not None and feed_day(self.day_end - timedelta(minutes=5)) != day:
             self.chunks, self.day_end = [], None  # a new market day: Rolling starts again
         routes = super()._routes(first, end)
         if day != market_day(self.clock.now):  # the poll (at clock.now) is on the next market day

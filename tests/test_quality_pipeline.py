@@ -1,4 +1,4 @@
-"""Write–audit–publish with the real gate: a failing batch stays in staged, curated gets nothing."""
+"""Write–audit–publish with the real gate: a failing batch is quarantined, curated gets nothing."""
 
 from __future__ import annotations
 
@@ -70,10 +70,17 @@ def test_failing_gate_publishes_nothing_to_curated(failed: QualityGateFailed, la
     assert lake.watermark("rt_lmp", "caiso-gate-test", "curated") is None
 
 
-def test_failing_batch_is_kept_in_staged(failed: QualityGateFailed, lake: hmco.Lake) -> None:
-    staged = _rows(lake, "staged")
-    assert staged.num_rows == 12 * NODES
-    assert pc.max(staged.column("lmp")).as_py() == SPIKE
+def test_failing_batch_is_kept_in_quarantine_and_its_audit_branch_dropped(
+    failed: QualityGateFailed, lake: hmco.Lake
+) -> None:
+    import pyarrow.parquet as pq
+
+    (path,) = lake.state.quarantined("rt_lmp")
+    fs, local = lake.filesystem(path)
+    kept = pq.read_table(local, filesystem=fs)
+    assert kept.num_rows == 12 * NODES
+    assert pc.max(kept.column("lmp")).as_py() == SPIKE
+    assert list(lake.table("rt_lmp").metadata.refs) == ["main"]
 
 
 def test_run_report_marks_the_window_failed(failed: QualityGateFailed) -> None:

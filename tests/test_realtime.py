@@ -70,6 +70,7 @@ class RecordingSink:
         window: Window,
         batch_id: str,
         scope: object = None,
+        fingerprint: str | None = None,
     ) -> WriteResult:
         self.batches.append((batch_id, window, table.num_rows))
         return WriteResult(self.name, "memory", table.num_rows)

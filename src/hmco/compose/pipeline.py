@@ -221,11 +221,14 @@ class Pipeline:
         ahead: dict[int, Future[Collected]] = {}
 
         def collect(i: int) -> Collected:
+            """Window i collected (ahead, or now); then window i+1 starts collecting while i publishes."""
             future = ahead.pop(i, None)
+            collected = future.result() if future is not None else self.processor.collect(windows[i])
             nxt = next((j for j in range(i + 1, len(windows)) if todo[j]), None)
-            if collector is not None and nxt is not None and (stop is None or not stop.is_set()):
+            healthy = collected.table is not None and (stop is None or not stop.is_set())
+            if collector is not None and nxt is not None and healthy:
                 ahead[nxt] = collector.submit(self.processor.collect, windows[nxt])
-            return future.result() if future is not None else self.processor.collect(windows[i])
+            return collected
 
         try:
             for i, w in enumerate(windows):
