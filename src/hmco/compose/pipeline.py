@@ -114,7 +114,7 @@ class Pipeline:
 
     Args:
         source: where the data comes from.
-        lake: the lake (archive, staged and curated tiers); ``Lake()`` if omitted.
+        lake: the lake (raw archive, curated and its audit branches, gate results); ``Lake()`` if omitted.
         name: the pipeline's name; its state (committed windows, watermark) is stored under it.
         transforms: vectorized ``pa.Table -> pa.Table`` functions applied after parsing.
         gate: the quality gate. By default the dataset's default suite runs (fail closed); pass a

@@ -1,7 +1,7 @@
 """The real-time path: poll each ISO at its cadence, write new intervals to ClickHouse, report lag.
 
 Every window goes through the one :class:`~hmco.compose.processor.WindowProcessor`, exactly like a batch
-pipeline's: archive → parse → conform → gate → ClickHouse (and, with ``lake_copy``, staged → gate →
+pipeline's: archive → parse → conform → gate → ClickHouse (and, with ``lake_copy``, audit branch ‖ gate →
 curated). Only rows of a batch that passed the gate reach ClickHouse; a failing ISO batch is
 quarantined, counted (``hmco_rt_gate_failures``), shows in that ISO's lag, and the other ISOs keep
 flowing. The gate is the dataset's default suite unless one is given; ``gate=False`` turns it off, loudly.
@@ -72,7 +72,7 @@ class RealtimeRunner:
         sink: the ClickHouse sink; its table is also where the runner finds each ISO's newest interval.
         lake: the lake holding the raw archive, gate results and quarantine (``Lake(settings)`` of the
             first source if omitted).
-        lake_copy: also publish each window to the lake (staged → gate → curated), as pipeline
+        lake_copy: also publish each window to the lake (audit branch ‖ gate → curated), as pipeline
             ``rt-<iso>``.
         gate: the quality gate (default: the dataset's default suite; ``False`` turns it off, loudly).
         transforms: vectorized transforms applied after parsing, as in a pipeline.
