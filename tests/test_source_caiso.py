@@ -103,7 +103,7 @@ def test_rt_lmp_sample_row_matches_reference_values(
         "iso": "CAISO",
         "market": "RT5",
         "node": "TH_NP15_GEN-APND",
-        "node_type": "Hub",
+        "node_type": "Trading Hub",
         "lmp": 50.48609,
         "energy": 48.94640,
         "congestion": -1.68082,
@@ -154,7 +154,7 @@ def test_payload_records_chunk_window_and_report_meta(
     }
 
 
-def test_node_type_is_derived_from_node_naming(
+def test_node_type_is_derived_from_node_naming_with_gridstatus_labels(
     replay: ReplayServer, clock: FakeClock, settings: Settings
 ) -> None:
     replay.add(PATH, Reply.file("caiso/rt_sample.zip"))
@@ -162,11 +162,11 @@ def test_node_type_is_derived_from_node_naming(
 
     kinds = dict(zip(table["node"].to_pylist(), table["node_type"].to_pylist(), strict=True))
     assert kinds == {
-        "TH_NP15_GEN-APND": "Hub",
-        "TH_SP15_GEN-APND": "Hub",
+        "TH_NP15_GEN-APND": "Trading Hub",
+        "TH_SP15_GEN-APND": "Trading Hub",
         "DLAP_PGAE-APND": "DLAP",
         "0096WD_7_N001": "Node",
-        "ALAMIT_7_B1-APND": "APNode",
+        "ALAMIT_7_B1-APND": "AP Node",
     }
 
 
@@ -719,3 +719,140 @@ def test_xml_report_time_date_is_its_publication_time_even_with_last_modified(
 
     # <m:TimeDate>2026-09-14T17:10:55.764Z</m:TimeDate> in the OASISReport's MessageHeader
     assert payload.published_at == datetime(2026, 9, 14, 17, 10, 55, 764000, tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------------------ node catalogue
+
+APNODE_HEADER = "APNODE_ID,APNODE_TYPE,START_DATE_GMT,END_DATE_GMT"
+PNODE_HEADER = "PNODE_ID,PNODE_TYPE,START_DATE_GMT,END_DATE_GMT"
+ATL_NOW = datetime(2026, 7, 20, 18, 0, tzinfo=UTC)  # 11:00 PDT: trade date 2026-07-20
+
+
+def _atl_zip(queryname: str, header: str, rows: list[str]) -> bytes:
+    """An OASIS ``resultformat=6`` Atlas listing: one CSV member, named as OASIS names its members."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(
+            f"20260720_20260721_{queryname}_20260720_18_00_01_v1.csv", "\n".join([header, *rows]) + "\n"
+        )
+    return buf.getvalue()
+
+
+APNODES = [
+    "TH_NP15_GEN-APND,TH,2009-04-01T07:00:00-00:00,",
+    "TH_SP15_GEN-APND,TH,2009-04-01T07:00:00-00:00,",
+    "DLAP_PGAE-APND,LAP,2009-04-01T07:00:00-00:00,",
+    "SLAP_PGCC-APND,SLAP,2009-04-01T07:00:00-00:00,",
+    "ALAMIT_7_B1-APND,AG,2012-01-01T08:00:00-00:00,",
+    "TH_NP15_GEN-APND,TH,2009-04-01T07:00:00-00:00,",  # listed twice: kept once
+]
+PNODES = ["0096WD_7_N001,GEN,2010-01-01T08:00:00-00:00,", "ALAMIT_7_B1,LOAD,2010-01-01T08:00:00-00:00,"]
+
+
+def _serve_catalogue(replay: ReplayServer, apnode: bytes | None = None, pnode: bytes | None = None) -> None:
+    zip_type = "application/x-zip-compressed"
+    replay.add(
+        PATH,
+        Reply(body=apnode or _atl_zip("ATL_APNODE", APNODE_HEADER, APNODES), content_type=zip_type),
+        match={"queryname": "ATL_APNODE"},
+    )
+    replay.add(
+        PATH,
+        Reply(body=pnode or _atl_zip("ATL_PNODE", PNODE_HEADER, PNODES), content_type=zip_type),
+        match={"queryname": "ATL_PNODE"},
+    )
+
+
+def test_node_catalogue_lists_apnodes_and_pnodes_with_gridstatus_types(
+    replay: ReplayServer, clock: FakeClock, settings: Settings
+) -> None:
+    _serve_catalogue(replay)
+    with make(replay, clock, settings) as source:
+        table = source.parse_nodes(list(source.fetch_nodes(ATL_NOW)))
+
+    assert table.column_names[:4] == ["location", "location_type", "oasis_type", "catalogue"]
+    assert {"start_date_gmt", "end_date_gmt"} <= set(table.column_names)
+    listed = {r["location"]: (r["location_type"], r["oasis_type"], r["catalogue"]) for r in table.to_pylist()}
+    assert listed == {
+        "0096WD_7_N001": ("Node", "GEN", "ATL_PNODE"),
+        "ALAMIT_7_B1": ("Node", "LOAD", "ATL_PNODE"),
+        "ALAMIT_7_B1-APND": ("AP Node", "AG", "ATL_APNODE"),
+        "DLAP_PGAE-APND": ("DLAP", "LAP", "ATL_APNODE"),
+        "SLAP_PGCC-APND": ("AP Node", "SLAP", "ATL_APNODE"),
+        "TH_NP15_GEN-APND": ("Trading Hub", "TH", "ATL_APNODE"),
+        "TH_SP15_GEN-APND": ("Trading Hub", "TH", "ATL_APNODE"),
+    }
+    assert table["location"].to_pylist() == sorted(listed)
+
+
+def test_node_catalogue_requests_are_atlas_queries_paced_like_any_oasis_request(
+    replay: ReplayServer, clock: FakeClock, settings: Settings
+) -> None:
+    _serve_catalogue(replay)
+    with make(replay, clock, settings) as source:
+        payloads = list(source.fetch_nodes(ATL_NOW))
+
+    assert [r.params for r in replay.requests] == [
+        [
+            ("queryname", "ATL_APNODE"),
+            ("startdatetime", "20260720T07:00-0000"),
+            ("enddatetime", "20260721T07:00-0000"),
+            ("version", "1"),
+            ("APnode_type", "ALL"),
+            ("resultformat", "6"),
+        ],
+        [
+            ("queryname", "ATL_PNODE"),
+            ("startdatetime", "20260720T07:00-0000"),
+            ("enddatetime", "20260721T07:00-0000"),
+            ("version", "1"),
+            ("Pnode_type", "ALL"),
+            ("resultformat", "6"),
+        ],
+    ]
+    assert clock.sleeps == [5.0]
+    assert [(p.dataset, p.meta["kind"], p.meta["part_name"]) for p in payloads] == [
+        ("nodes", "nodes", "ATL_APNODE"),
+        ("nodes", "nodes", "ATL_PNODE"),
+    ]
+    assert len({p.meta["fetch_id"] for p in payloads}) == 1
+
+
+def test_catalogue_payload_parses_to_no_price_rows(
+    replay: ReplayServer, clock: FakeClock, settings: Settings
+) -> None:
+    _serve_catalogue(replay)
+    with make(replay, clock, settings) as source:
+        apnodes, _ = source.fetch_nodes(ATL_NOW)
+        rows = source.parse(apnodes)
+    assert rows.num_rows == 0 and rows.schema.equals(RT_LMP.schema)
+
+
+@pytest.mark.parametrize(
+    ("apnode", "error", "match"),
+    [
+        ((PAYLOADS / "caiso/error_1000_no_data.xml.zip").read_bytes(), NoData, "1000"),
+        ((PAYLOADS / "caiso/error_1004_window.xml.zip").read_bytes(), RequestRejected, "1004"),
+        (
+            (PAYLOADS / "caiso/throttle_429.html").read_bytes().replace(b"Acceptable", b"Gateway"),
+            PayloadError,
+            "not a zip",
+        ),
+        (_atl_zip("ATL_APNODE", "NAME,KIND", ["TH_NP15_GEN-APND,TH"]), SchemaDriftError, "APNODE_ID"),
+        (_atl_zip("ATL_APNODE", APNODE_HEADER, []), PayloadError, "no locations"),
+        (b"PK\x03\x04truncated", PayloadError, "corrupt or truncated"),
+    ],
+    ids=["no-data", "rejected", "html", "header-drift", "empty", "corrupt"],
+)
+def test_malformed_catalogue_is_a_typed_error(
+    replay: ReplayServer, clock: FakeClock, settings: Settings, apnode: bytes, error: type, match: str
+) -> None:
+    _serve_catalogue(replay, apnode=apnode)
+    with make(replay, clock, settings) as source:
+        payloads = list(source.fetch_nodes(ATL_NOW))
+        with pytest.raises(error, match=match) as info:
+            source.parse_nodes(payloads)
+    assert info.value.context["sha256"] == payloads[0].sha256  # names the archived payload it choked on

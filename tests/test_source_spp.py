@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from hmco.errors import AuthenticationError, NoData, PayloadError, SchemaDriftError
+from hmco.errors import AuthenticationError, NoData, PayloadError, RequestRejected, SchemaDriftError
 from hmco.schemas import get_dataset
 from hmco.sources.base import Source, get_source_class
 from hmco.sources.http import HttpOptions
@@ -330,3 +330,99 @@ def test_without_last_modified_or_for_a_missing_file_there_is_no_publication_tim
     with _spp(replay, settings) as src:
         payloads = list(src.fetch(window))
     assert [(p.status, p.published_at) for p in payloads] == [(200, None), (404, None)]
+
+
+# ------------------------------------------------------------------------------------ node catalogue
+
+MAP = "/arcgis/rest/services/MarketMaps/RTBM_FeatureData/MapServer"
+LATEST = "/RTBM-LMP-SL-latestInterval.csv"
+
+
+def _catalogue_spp(replay: ReplayServer, settings, **replies: Reply) -> SPP:  # type: ignore[no-untyped-def]
+    """An SPP source whose settlement-location file and hub/interface map layers the replay server serves."""
+    replay.add(
+        DOWNLOAD,
+        replies.get("latest", Reply.file("spp/RTBM-LMP-SL-latestInterval.csv")),
+        match={"path": LATEST},
+    )
+    replay.add(f"{MAP}/1/query", replies.get("hubs", Reply.file("spp/price_map_hubs.json")))
+    replay.add(f"{MAP}/2/query", replies.get("interfaces", Reply.file("spp/price_map_interfaces.json")))
+    return _spp(replay, settings, map_url=f"{replay.url}{MAP}")
+
+
+def test_node_catalogue_types_settlement_locations_from_spps_hub_and_interface_lists(
+    replay: ReplayServer, settings
+) -> None:  # type: ignore[no-untyped-def]
+    with _catalogue_spp(replay, settings) as src:
+        table = src.node_catalogue()
+    assert table.column_names == ["location", "location_type", "pnode", "baa"]
+    assert table.to_pylist() == [
+        {"location": "AECI", "location_type": "Interface", "pnode": "AECI", "baa": "SPP"},
+        {"location": "ERCOTE", "location_type": "Interface", "pnode": None, "baa": None},  # map only
+        {"location": "NEWINTF", "location_type": "Interface", "pnode": "NEWINTF", "baa": "SPP"},
+        {"location": "OKGE.OKGE", "location_type": "Settlement Location", "pnode": "OKGE", "baa": "SPP"},
+        {"location": "SPPNORTH_HUB", "location_type": "Hub", "pnode": "SPPNORTH_H", "baa": "SPP"},
+        {"location": "SPPSOUTH_HUB", "location_type": "Hub", "pnode": None, "baa": None},
+        {
+            "location": "WACM.WACM",
+            "location_type": "Settlement Location",
+            "pnode": "WACM_WACM",
+            "baa": "SWPW",
+        },
+    ]
+
+
+def test_node_catalogue_requests_the_latest_file_and_both_map_layers(replay: ReplayServer, settings) -> None:  # type: ignore[no-untyped-def]
+    with _catalogue_spp(replay, settings) as src:
+        payloads = list(src.fetch_nodes())
+    assert [(r.path, r.param("path") or r.param("where")) for r in replay.requests] == [
+        (DOWNLOAD, LATEST),
+        (f"{MAP}/1/query", "OBJECTID IS NOT NULL"),
+        (f"{MAP}/2/query", "OBJECTID IS NOT NULL"),
+    ]
+    assert all(r.param("f") == "json" and r.param("outFields") == "*" for r in replay.requests[1:])
+    assert [(p.dataset, p.meta["part_name"]) for p in payloads] == [
+        ("nodes", "settlement_locations"),
+        ("nodes", "hubs"),
+        ("nodes", "interfaces"),
+    ]
+    assert src.parse(payloads[0]).num_rows == 0  # a catalogue payload holds no prices
+
+
+@pytest.mark.parametrize(
+    ("part", "reply", "error", "match"),
+    [
+        ("hubs", Reply.file("spp/price_map_error.json"), PayloadError, "ArcGIS error 400"),
+        (
+            "interfaces",
+            Reply.file("spp/react_shell.html", content_type="text/html"),
+            PayloadError,
+            "not JSON",
+        ),
+        (
+            "hubs",
+            Reply(body=b'{"features":[{"attributes":{"OBJECTID":1}}]}'),
+            SchemaDriftError,
+            "SETTLEMENT_LOCATION",
+        ),
+        ("latest", Reply.file("spp/react_shell.html", content_type="text/html"), PayloadError, "HTML page"),
+        (
+            "latest",
+            Reply(body=b"Interval,GMTIntervalEnd,Node,LMP\r\n", content_type="text/csv"),
+            SchemaDriftError,
+            "Settlement Location",
+        ),
+        ("latest", Reply(404, b""), RequestRejected, "HTTP 404"),
+    ],
+    ids=["arcgis-error", "map-html", "map-drift", "file-html", "file-drift", "file-404"],
+)
+def test_malformed_catalogue_is_a_typed_error(
+    replay: ReplayServer, settings, part: str, reply: Reply, error: type, match: str
+) -> None:  # type: ignore[no-untyped-def]
+    from hmco.errors import SourceError
+
+    with _catalogue_spp(replay, settings, **{part: reply}) as src:
+        payloads = list(src.fetch_nodes())
+        with pytest.raises(error, match=match) as info:
+            src.parse_nodes(payloads)
+    assert isinstance(info.value, SourceError)

@@ -8,6 +8,10 @@ Iceberg lake (raw, staged, curated, ml tiers) and the ClickHouse real-time store
     source = hmco.sources.SyntheticISO(nodes=500)
     report = hmco.Pipeline(source, lake=lake).run(hmco.Window.day("2026-11-26"))
 
+Analysts get a data frame in one call, read through the lake (:mod:`hmco.frames`)::
+
+    prices = hmco.lmp("CAISO", "2026-11-01", nodes=["TH_NP15_GEN-APND"])   # a Pacific market day
+
 Every batch, batch or real-time, goes through one :class:`WindowProcessor` and its quality gate: a
 pipeline or runner built without a gate runs its dataset's default suite (fail closed); ``gate=False``
 turns the gate off, and every such run says so in a warning. Heavy engines (Great Expectations, chdb,
@@ -41,7 +45,7 @@ from hmco.errors import (
 from hmco.payload import RawPayload
 from hmco.schemas import DATASETS, Dataset, get_dataset
 from hmco.sources.base import Source
-from hmco.windows import Window
+from hmco.windows import Window, market_window
 
 if TYPE_CHECKING:
     from hmco.clickhouse import connect_clickhouse
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
     from hmco.compose.realtime import RealtimeRunner
     from hmco.compose.spec import PipelineSpec, build_pipeline, load_spec
     from hmco.cron import Cron
+    from hmco.frames import census, eia, fred, lmp, noaa, nodes
     from hmco.lake import Lake, Tier
     from hmco.monitoring.alerts import alert_rules
     from hmco.monitoring.dashboard import dashboard
@@ -93,6 +98,12 @@ _LAZY = {
     "WebhookNotifier": "hmco.monitoring.notify",
     "alert_rules": "hmco.monitoring.alerts",
     "dashboard": "hmco.monitoring.dashboard",
+    "lmp": "hmco.frames",
+    "nodes": "hmco.frames",
+    "eia": "hmco.frames",
+    "fred": "hmco.frames",
+    "noaa": "hmco.frames",
+    "census": "hmco.frames",
 }
 
 __all__ = [
@@ -141,13 +152,20 @@ __all__ = [
     "__version__",
     "alert_rules",
     "build_pipeline",
+    "census",
     "configure_logging",
     "connect_clickhouse",
     "dashboard",
     "default_catalogue",
+    "eia",
     "errors",
+    "fred",
     "get_dataset",
+    "lmp",
     "load_spec",
+    "market_window",
+    "noaa",
+    "nodes",
     "sources",
 ]
 

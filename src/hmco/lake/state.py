@@ -288,12 +288,18 @@ def _watermark(tbl: Table, pipeline: str) -> datetime | None:
 
 
 def _committed(tbl: Table, pipeline: str) -> list[Interval]:
-    """The pipeline's committed intervals: the table property, or (tables older than it) the snapshot log."""
+    """The pipeline's committed intervals: the table property, or (tables older than it) main's lineage.
+
+    Only main's ancestors count: a snapshot on an audit branch (write–audit–publish) carries the same
+    summary keys before its gate has passed, and an abandoned one was never committed.
+    """
+    from pyiceberg.table.snapshots import ancestors_of
+
     text = tbl.properties.get(COMMITTED_PREFIX + pipeline)
     if text:
         return [(parse_instant(s), parse_instant(e)) for s, e in json.loads(text)]
     spans: list[Interval] = []
-    for snap in tbl.snapshots():
+    for snap in ancestors_of(tbl.current_snapshot(), tbl.metadata):
         props = snap.summary.additional_properties if snap.summary else {}
         window = props.get(SUMMARY_WINDOW, "")
         if props.get(SUMMARY_PIPELINE) == pipeline and "/" in window:

@@ -65,6 +65,9 @@ class Source(ABC):
 
     name: ClassVar[str]
     datasets: ClassVar[tuple[str, ...]]
+    #: the market's own time zone (IANA name): what a date means for this source's data, e.g. the
+    #: trading day of an ISO ("America/Los_Angeles" for CAISO, fixed "EST" for MISO). Rows stay UTC.
+    timezone: ClassVar[str] = "UTC"
     #: how a backfill is chunked; a class default that an instance may override (per dataset or market).
     window_step: timedelta = timedelta(days=1)
     #: how far behind "now" the newest complete data usually is (used by "since last watermark").

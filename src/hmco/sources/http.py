@@ -3,15 +3,19 @@ and per-host pacing shared by all clients in the process; :class:`HttpOptions`, 
 that carries those settings from a source's constructor (or a UIS spec) to its client; and
 :func:`response_payload`, the one place a response becomes a :class:`~hmco.payload.RawPayload`.
 
-Retries (tenacity) cover connection errors, timeouts, HTTP 429 and 5xx. Any other status is returned
-to the source, which knows how to turn its body into a typed error. Pacing is per host: two clients of
-the same API in one process share one budget, so CAISO's one-request-per-5-s rule holds process-wide.
+Retries (tenacity) cover timeouts, HTTP 429 and 5xx (``max_attempts``, exponential backoff), and
+refused or reset connections, which get a few quick tries within a short budget (``connect_attempts``,
+``connect_budget``). A host name that does not resolve is not retried: :class:`HostNotFound` names the
+host and the setting to fix. Any other status is returned to the source, which knows how to turn its
+body into a typed error. Pacing is per host: two clients of the same API in one process share one
+budget, so CAISO's one-request-per-5-s rule holds process-wide.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,11 +29,18 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_after_attempt,
     wait_exponential_jitter,
 )
 
-from hmco.errors import ConfigError, RateLimited, SourceUnavailable, is_transient
+from hmco.errors import (
+    ConfigError,
+    ConnectionFailed,
+    HostNotFound,
+    RateLimited,
+    SourceError,
+    SourceUnavailable,
+    is_transient,
+)
 from hmco.payload import RawPayload, body_snippet
 from hmco.redaction import redact_mapping, redact_url
 
@@ -50,6 +61,16 @@ __all__ = [
 
 log = logging.getLogger("hmco.http")
 
+#: Transport failures of the connection itself (refused, reset, no answer to the connect): a few quick
+#: retries, not the long backoff of an overloaded server.
+_CONNECTION_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+
 
 @dataclass
 class HostPacer:
@@ -60,16 +81,30 @@ class HostPacer:
     sleep: Callable[[float], None] = time.sleep
     _next: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _mine: threading.local = field(default_factory=threading.local)  # this thread's last slot
 
     def wait(self, sleep: Callable[[float], None] | None = None) -> float:
         """Block until the next request may go; return how long it waited."""
         with self._lock:
             now = self.clock()
-            delay = max(0.0, self._next - now)
-            self._next = max(now, self._next) + self.min_interval
+            slot = max(now, self._next)
+            delay = slot - now
+            self._next = slot + self.min_interval
+            self._mine.slot = slot
         if delay > 0:
             (sleep or self.sleep)(delay)
         return delay
+
+    def refund(self) -> None:
+        """Give back this thread's last slot when its request never reached the host (no connection).
+
+        Only while no later request has been spaced after it, so the host's pacing still holds.
+        """
+        slot = getattr(self._mine, "slot", None)
+        with self._lock:
+            if slot is not None and self._next == slot + self.min_interval:
+                self._next = slot
+            self._mine.slot = None
 
     def push_back(self, seconds: float) -> None:
         """Delay every later request to this host (after a 429 with ``Retry-After``)."""
@@ -90,6 +125,16 @@ def pacer_for(host: str, min_interval: float) -> HostPacer:
         elif min_interval > pacer.min_interval:
             pacer.min_interval = min_interval
         return pacer
+
+
+def _name_not_resolved(exc: BaseException) -> bool:
+    """Whether a transport error comes from a failed name lookup (``socket.gaierror`` in its chain)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -135,6 +180,8 @@ class HttpClient:
         min_interval: seconds between requests to this host, process-wide.
         max_attempts: total tries for retryable failures.
         backoff: initial backoff in seconds (exponential, with jitter, capped at ``max_backoff``).
+        connect_attempts: total tries when the connection is refused or reset (within ``max_attempts``).
+        connect_budget: seconds of waiting, in all, between those tries (doubling waits that sum to it).
         timeout: per-request timeout (seconds or an ``httpx.Timeout``).
         headers: sent with every request (secret values are redacted in anything recorded).
         rate_limit_detector: optional ``(response) -> bool`` for throttles that are not HTTP 429.
@@ -151,6 +198,8 @@ class HttpClient:
         max_attempts: int = 5,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
+        connect_attempts: int = 3,
+        connect_budget: float = 2.0,
         timeout: float | httpx.Timeout = 60.0,
         headers: Mapping[str, str] | None = None,
         user_agent: str = "hmco",
@@ -174,6 +223,8 @@ class HttpClient:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.connect_attempts = connect_attempts
+        self.connect_budget = connect_budget
         self._sleep = sleep
         self._rate_limit_detector = rate_limit_detector
         all_headers = {"User-Agent": user_agent, **(headers or {})}
@@ -211,22 +262,28 @@ class HttpClient:
         """GET with pacing and retries; returns the final response (any non-retryable status).
 
         Raises:
+            HostNotFound: the host name does not resolve (at once, not retried).
+            ConnectionFailed: the connection was refused or reset through ``connect_attempts`` tries.
             RateLimited: still throttled after ``max_attempts``.
-            SourceUnavailable: connection errors, timeouts or 5xx after ``max_attempts``.
+            SourceUnavailable: timeouts or 5xx after ``max_attempts``.
         """
         url = self.url(path)
         attempts = 0
+        refused = 0
 
         def attempt() -> httpx.Response:
-            nonlocal attempts
+            nonlocal attempts, refused
             attempts += 1
             self.pacer.wait(self._sleep)
             try:
                 resp = self._client.get(url, params=params, headers=headers)
             except httpx.TransportError as exc:
-                raise SourceUnavailable(
-                    f"cannot reach {self.host}: {type(exc).__name__}: {exc}", url=redact_url(url)
-                ) from None
+                if not isinstance(exc, _CONNECTION_ERRORS):
+                    raise self._transport_error(exc, url, attempts=attempts) from None
+                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    self.pacer.refund()  # the request never reached the host: its slot is not used up
+                refused += 1
+                raise self._transport_error(exc, url, attempts=refused) from None
             if resp.status_code == 429 or (self._rate_limit_detector and self._rate_limit_detector(resp)):
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 if retry_after is not None and attempts >= self.max_attempts:
@@ -246,7 +303,7 @@ class HttpClient:
             return resp
 
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception(is_transient),
             sleep=self._sleep,
@@ -290,8 +347,33 @@ class HttpClient:
             resp = send(secret.get())
         return resp
 
+    def _transport_error(self, exc: httpx.TransportError, url: str, *, attempts: int) -> SourceError:
+        """The typed error of a request that got no answer: DNS, the connection, or a timeout."""
+        host = urlsplit(url).hostname or self.host
+        if _name_not_resolved(exc):
+            return HostNotFound(
+                f"cannot resolve the host name {host!r} ({exc}): check the source's base_url (a UIS spec's "
+                f"source.base_url) for a typo, or this machine's DNS and proxy settings",
+                host=host,
+                url=redact_url(url),
+            )
+        message = f"cannot reach {self.host}: {type(exc).__name__}: {exc}"
+        if isinstance(exc, _CONNECTION_ERRORS):
+            return ConnectionFailed(message, url=redact_url(url), attempts=attempts)
+        return SourceUnavailable(message, url=redact_url(url))
+
+    def _stop(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ConnectionFailed) and exc.context["attempts"] >= self.connect_attempts:
+            return True
+        return state.attempt_number >= self.max_attempts
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ConnectionFailed):
+            # Waits double and sum to connect_budget over the connect_attempts tries.
+            first = self.connect_budget / max(1, 2 ** (self.connect_attempts - 1) - 1)
+            return first * 2 ** (exc.context["attempts"] - 1)
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             return min(exc.retry_after, self.max_backoff * 5)
         if isinstance(exc, RateLimited) and self.throttle_wait is not None:
@@ -301,12 +383,14 @@ class HttpClient:
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
+        # A refused connection's quick retries are routine; long waits (throttles, 5xx) are worth a warning.
+        log.log(
+            logging.INFO if isinstance(exc, ConnectionFailed) else logging.WARNING,
             "retrying %s after %s (attempt %d/%d, waiting %.1fs)",
             self.host,
             exc,
-            state.attempt_number,
-            self.max_attempts,
+            exc.context["attempts"] if isinstance(exc, ConnectionFailed) else state.attempt_number,
+            self.connect_attempts if isinstance(exc, ConnectionFailed) else self.max_attempts,
             wait,
         )
 
@@ -387,6 +471,9 @@ class HttpOptions:
         max_attempts: total tries of a retryable failure (connection error, timeout, 429, 5xx).
         backoff: first retry wait in seconds (exponential with jitter, capped at ``max_backoff``).
         max_backoff: longest wait between two retries, in seconds.
+        connect_attempts: total tries when the host refuses or resets the connection (a host name that
+            does not resolve is never retried).
+        connect_budget: seconds of waiting, in all, between those tries.
         verify: TLS verification: ``True``, ``False`` or the path of a CA bundle.
         sleep, clock: injected time (tests, simulations); injecting either gives the client private
             pacers on that clock, so nothing really waits.
@@ -397,6 +484,8 @@ class HttpOptions:
     max_attempts: int = 5
     backoff: float = 1.0
     max_backoff: float = 60.0
+    connect_attempts: int = 3
+    connect_budget: float = 2.0
     verify: bool | str = True
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] | None = None
@@ -412,6 +501,16 @@ class HttpOptions:
             or self.max_attempts < 1
         ):
             raise ConfigError(f"http.max_attempts must be a whole number ≥ 1, not {self.max_attempts!r}")
+        if (
+            isinstance(self.connect_attempts, bool)
+            or not isinstance(self.connect_attempts, int)
+            or self.connect_attempts < 1
+        ):
+            raise ConfigError(
+                f"http.connect_attempts must be a whole number ≥ 1, not {self.connect_attempts!r}"
+            )
+        if not self.connect_budget >= 0:
+            raise ConfigError(f"http.connect_budget must be ≥ 0 seconds, not {self.connect_budget!r}")
         if not self.backoff >= 0 or not self.max_backoff >= 0:
             raise ConfigError(
                 f"http.backoff and http.max_backoff must be ≥ 0 seconds, not {self.backoff!r}/{self.max_backoff!r}"
@@ -480,6 +579,8 @@ class HttpOptions:
             max_attempts=self.max_attempts,
             backoff=self.backoff,
             max_backoff=self.max_backoff,
+            connect_attempts=self.connect_attempts,
+            connect_budget=self.connect_budget,
             timeout=60.0 if self.timeout is None else self.timeout,
             headers=headers,
             user_agent=user_agent,

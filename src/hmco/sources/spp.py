@@ -14,13 +14,19 @@ Missing files: SPP answers HTTP 404 with an empty body for an interval not (yet)
 file is yielded as a marker payload (status 404, empty body, ``meta["missing"] = True``) that parses
 to zero rows, so the raw tier records exactly which files were absent; if *every* file of a window
 is missing, :class:`~hmco.errors.NoData` is raised instead, naming the paths.
+
+Location types are gridstatus's (Hub, Interface, Settlement Location). The node catalogue
+(:meth:`SPP.fetch_nodes`) is the newest interval file (every settlement location, its pnode and BAA) plus
+the hub and interface layers of SPP's price-contour map (ArcGIS ``MapServer/{1,2}/query?f=json``).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
@@ -41,6 +47,16 @@ from hmco.errors import (
 from hmco.schemas import TS, conform, get_dataset
 from hmco.sources.base import RawPayload, Source, as_list, body_snippet, in_window
 from hmco.sources.http import HttpOptions, last_modified, response_payload
+from hmco.sources.nodes import (
+    NODES_DATASET,
+    NODES_KIND,
+    SPP_LOCATION_TYPES,
+    catalogue_meta,
+    first_per_location,
+    new_fetch_id,
+    nodes_table,
+    parts_of,
+)
 from hmco.windows import Window, floor_time
 
 __all__ = [
@@ -48,11 +64,15 @@ __all__ = [
     "INTERFACES",
     "SPP",
     "SPP_FILE_BROWSER_URL",
+    "SPP_MAP_URL",
     "daily_file_path",
     "file_status_error",
     "interval_file_path",
     "interval_file_paths",
+    "location_types",
+    "parse_map_locations",
     "parse_payload",
+    "parse_settlement_locations",
     "parse_spp_rtbm_lmp",
 ]
 
@@ -60,6 +80,20 @@ log = logging.getLogger("hmco.sources.spp")
 
 SPP_FILE_BROWSER_URL: Final = "https://portal.spp.org/file-browser-api"
 DOWNLOAD_PATH: Final = "download/rtbm-lmp-by-location"
+#: SPP's price-contour map (ArcGIS MapServer): layer 1 lists the hubs, layer 2 the interfaces.
+SPP_MAP_URL: Final = (
+    "https://pricecontourmap.spp.org/arcgis/rest/services/MarketMaps/RTBM_FeatureData/MapServer"
+)
+#: The file of the newest RTBM interval: every settlement location with its pnode and BAA.
+LATEST_INTERVAL_PATH: Final = "/RTBM-LMP-SL-latestInterval.csv"
+#: name -> (map layer query, what its locations are)
+MAP_LAYERS: Final = {"hubs": "1/query", "interfaces": "2/query"}
+_MAP_QUERY: Final = {
+    "f": "json",
+    "where": "OBJECTID IS NOT NULL",
+    "outFields": "*",
+    "returnGeometry": "false",
+}
 CENTRAL: Final = ZoneInfo("America/Chicago")
 INTERVAL: Final = timedelta(minutes=5)
 #: No limit is published; stay polite on an interface SPP calls "neither supported nor encouraged".
@@ -71,6 +105,7 @@ INTERFACES: Final = frozenset(
         "MCWEST", "MDU", "MEC", "MISO", "NSP", "OTP", "RCEAST", "SCSE", "SGE", "SPA", "SPC",
     }
 )  # fmt: skip
+INTERFACES_SORTED: Final = tuple(sorted(INTERFACES))
 
 #: normalized header -> role; normalization = casefold, ``_`` -> space, all whitespace removed.
 _ROLES: Final = {
@@ -132,6 +167,28 @@ def local_days(window: Window) -> list[date]:
 # --------------------------------------------------------------------------------------------- parse
 
 
+def location_types(
+    node: pa.Array | pa.ChunkedArray,
+    hubs: Sequence[str] = (),
+    interfaces: Sequence[str] = INTERFACES_SORTED,
+) -> pa.Array | pa.ChunkedArray:
+    """Location type of settlement locations (:data:`~hmco.sources.nodes.SPP_LOCATION_TYPES`).
+
+    Hub: in ``hubs`` or named ``*_HUB``; Interface: in ``interfaces`` (default gridstatus's list);
+    else Settlement Location.
+    """
+    labels = SPP_LOCATION_TYPES
+    is_hub = pc.ends_with(node, "_HUB")
+    if hubs:
+        is_hub = pc.or_(is_hub, pc.is_in(node, value_set=pa.array(list(hubs), pa.string())))
+    is_interface = pc.is_in(node, value_set=pa.array(list(interfaces), pa.string()))
+    return pc.if_else(
+        is_hub,
+        labels["hub"],
+        pc.if_else(is_interface, labels["interface"], labels["settlement_location"]),
+    )
+
+
 def parse_spp_rtbm_lmp(
     body: bytes,
     *,
@@ -175,9 +232,7 @@ def parse_spp_rtbm_lmp(
     end = raw.column("end")
     ts = pc.subtract(end, pa.scalar(INTERVAL, pa.duration("us")))
     node = raw.column("node")
-    is_hub = pc.ends_with(node, "_HUB")
-    is_interface = pc.is_in(node, value_set=pa.array(sorted(INTERFACES), pa.string()))
-    node_type = pc.if_else(is_hub, "Hub", pc.if_else(is_interface, "Interface", "Settlement Location"))
+    node_type = location_types(node)
     n = raw.num_rows
     table = pa.table(
         {
@@ -269,6 +324,8 @@ class SPP(Source):
         nodes: keep only these settlement locations (all when empty).
         base_url: file-browser API root (test server, proxy); default
             ``https://portal.spp.org/file-browser-api``.
+        map_url: price-contour map root the hub and interface lists come from (:meth:`fetch_nodes`);
+            default ``https://pricecontourmap.spp.org/arcgis/rest/services/MarketMaps/RTBM_FeatureData/MapServer``.
         http: timeout, retries and pacing (:class:`~hmco.sources.http.HttpOptions` or a mapping);
             ``min_interval`` paces the file downloads (default 0.5 s).
 
@@ -277,6 +334,8 @@ class SPP(Source):
     """
 
     name: ClassVar[str] = "spp"
+    #: SPP's market day is Central prevailing time.
+    timezone: ClassVar[str] = "America/Chicago"
     datasets: ClassVar[tuple[str, ...]] = ("rt_lmp",)
     #: a backfill commits a day at a time (288 interval files, or one daily file).
     window_step: timedelta = timedelta(days=1)
@@ -292,6 +351,7 @@ class SPP(Source):
         http: HttpOptions | Mapping[str, Any] | None = None,
         use_daily_files: bool = False,
         nodes: Sequence[str] | str | None = None,
+        map_url: str | None = None,
     ) -> None:
         super().__init__(dataset, settings=settings)
         self.use_daily_files = use_daily_files
@@ -304,6 +364,9 @@ class SPP(Source):
             base_url or SPP_FILE_BROWSER_URL, user_agent=self.settings.sources.user_agent, host_interval=0.0
         )
         self._pacer = self._http.sub_pacer("spp-files", self.http_options.min_interval or 0.0)
+        self._map = self.http_options.client(
+            map_url or SPP_MAP_URL, user_agent=self.settings.sources.user_agent
+        )
 
     def latest_window(self, now: datetime | None = None) -> Window:
         """The newest 5-minute interval whose file should be published by ``now``."""
@@ -367,8 +430,44 @@ class SPP(Source):
     def parse(self, payload: RawPayload) -> pa.Table:
         return parse_payload(payload)
 
+    # -- node catalogue ------------------------------------------------------------------------
+
+    def fetch_nodes(self) -> Iterator[RawPayload]:
+        """Yield SPP's settlement-location catalogue: the latest RTBM interval file, then the hub and
+        interface layers of the price-contour map (dataset segment ``nodes``).
+
+        Every answer is yielded (so it is archived); :meth:`parse_nodes` raises for a bad one.
+        """
+        fetch_id = new_fetch_id()
+        window = self.latest_window()
+        self._pacer.wait()
+        resp = self._http.get(DOWNLOAD_PATH, params={"path": LATEST_INTERVAL_PATH})
+        parts = 1 + len(MAP_LAYERS)
+        meta = catalogue_meta(fetch_id, 0, parts, part_name="settlement_locations", path=LATEST_INTERVAL_PATH)
+        first = response_payload(
+            self, resp, window=window, page=0, meta=meta, published_at=last_modified(resp.headers)
+        )
+        yield replace(first, dataset=NODES_DATASET)
+        for part, (name, layer) in enumerate(MAP_LAYERS.items(), start=1):
+            resp = self._map.get(layer, params=_MAP_QUERY)
+            meta = catalogue_meta(fetch_id, part, parts, part_name=name)
+            payload = response_payload(self, resp, window=window, page=part, meta=meta)
+            yield replace(payload, dataset=NODES_DATASET)
+
+    def parse_nodes(self, payloads: Sequence[RawPayload]) -> pa.Table:
+        """The catalogue (``location``, ``location_type``, ``pnode``, ``baa``) of :meth:`fetch_nodes`. Pure."""
+        return parse_nodes_payloads(payloads)
+
+    def node_catalogue(self) -> pa.Table:
+        """SPP's settlement locations, hubs and interfaces as a table, fetched now (three requests).
+
+        :func:`hmco.sources.nodes.nodes` does the same and archives (and reuses) the payloads.
+        """
+        return self.parse_nodes(list(self.fetch_nodes()))
+
     def close(self) -> None:
         self._http.close()
+        self._map.close()
 
 
 def file_status_error(payload: RawPayload) -> SourceError | None:
@@ -391,7 +490,9 @@ def file_status_error(payload: RawPayload) -> SourceError | None:
 
 
 def parse_payload(payload: RawPayload) -> pa.Table:
-    """Parse an archived SPP payload (pure); a missing-file marker gives zero rows."""
+    """Parse an archived SPP payload (pure); a missing-file marker or a catalogue payload gives zero rows."""
+    if payload.meta.get("kind") == NODES_KIND:
+        return conform(get_dataset("rt_lmp").schema.empty_table(), "rt_lmp")
     error = file_status_error(payload)
     if error is not None:
         raise error
@@ -405,3 +506,146 @@ def parse_payload(payload: RawPayload) -> pa.Table:
     return parse_spp_rtbm_lmp(
         payload.body, window=payload.window, nodes=payload.meta.get("nodes"), where=where
     )
+
+
+# ---------------------------------------------------------------------------------------- catalogue
+
+_LOCATION_ROLES: Final = {
+    "settlementlocation": "location",
+    "settlementlocationname": "location",
+    "pnode": "pnode",
+    "pnodename": "pnode",
+    "baa": "baa",
+}
+
+
+def parse_settlement_locations(body: bytes, *, where: str = "") -> pa.Table:
+    """Settlement locations of an RTBM-LMP-SL file: ``location``, ``pnode``, ``baa`` (null if absent).
+
+    Raises:
+        PayloadError: empty, HTML (the portal's React shell) or unreadable CSV.
+        SchemaDriftError: no settlement-location column.
+    """
+    head = memoryview(body)[_leading_blank(body) :]
+    if not head:
+        raise PayloadError(f"SPP returned an empty settlement-location file; {where}")
+    if head[:1] == b"<":
+        raise PayloadError(
+            f"not data: SPP returned an HTML page instead of the settlement-location CSV; {where}: "
+            f"{bytes(head[:80])!r}"
+        )
+    newline = bytes(head[:4096]).find(b"\n")
+    header = bytes(head[: newline if newline >= 0 else 4096]).decode("utf-8", "replace").rstrip("\r")
+    names = next(csv.reader([header]), [])
+    roles: dict[str, str] = {}
+    for name in names:
+        role = _LOCATION_ROLES.get(_normalize(name))
+        if role and role not in roles:
+            roles[role] = name
+    if "location" not in roles:
+        raise SchemaDriftError(
+            f"SPP settlement-location file header {names} has no Settlement Location; {where}"
+        )
+    try:
+        raw = pcsv.read_csv(
+            pa.BufferReader(head),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=list(roles.values()), column_types=dict.fromkeys(roles.values(), pa.string())
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise PayloadError(f"SPP settlement-location file is not readable CSV: {exc}; {where}") from None
+    n = raw.num_rows
+    cols = {
+        role: pc.utf8_trim_whitespace(raw.column(roles[role])) if role in roles else pa.nulls(n, pa.string())
+        for role in ("location", "pnode", "baa")
+    }
+    return pa.table(cols).filter(pc.not_equal(cols["location"], ""))
+
+
+def parse_map_locations(body: bytes, *, where: str = "") -> list[str]:
+    """The ``SETTLEMENT_LOCATION`` of every feature of an ArcGIS ``query?f=json`` answer.
+
+    Raises:
+        PayloadError: not JSON (an HTML page), an ArcGIS ``{"error": …}`` document, or no ``features``.
+        SchemaDriftError: features without a ``SETTLEMENT_LOCATION`` attribute.
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError
+        raise PayloadError(
+            f"SPP price-map answer is not JSON ({exc}); {where}: {body_snippet(body, 120)!r}"
+        ) from None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        err = doc["error"]
+        raise PayloadError(
+            f"SPP price map answered ArcGIS error {err.get('code')}: {err.get('message')} "
+            f"{err.get('details') or ''}; {where}"
+        )
+    features = doc.get("features") if isinstance(doc, dict) else None
+    if not isinstance(features, list):
+        raise PayloadError(
+            f"SPP price-map answer has no 'features' list; {where}: {body_snippet(body, 120)!r}"
+        )
+    found = []
+    for feature in features:
+        attrs = feature.get("attributes") if isinstance(feature, dict) else None
+        value = None
+        if isinstance(attrs, dict):
+            value = next((v for k, v in attrs.items() if k.casefold() == "settlement_location"), None)
+        if not isinstance(value, str):
+            raise SchemaDriftError(
+                f"SPP price-map feature without a SETTLEMENT_LOCATION attribute: {str(feature)[:160]}; {where}"
+            )
+        found.append(value.strip())
+    return found
+
+
+def parse_nodes_payloads(payloads: Sequence[RawPayload]) -> pa.Table:
+    """SPP's catalogue from its three payloads (settlement locations, hubs, interfaces). Pure."""
+    parts = parts_of(payloads, ("settlement_locations", *MAP_LAYERS))
+    for payload in parts.values():
+        if payload.status != 200:
+            raise RequestRejected(
+                f"SPP answered HTTP {payload.status} for its {payload.meta.get('part_name')} list: "
+                f"{body_snippet(payload.body)!r}",
+                source="spp",
+                url=payload.url,
+                sha256=payload.sha256,
+            )
+
+    def where(name: str) -> str:
+        return f"source=spp, node catalogue part {name}, url={parts[name].url}, sha256={parts[name].sha256}"
+
+    located = parse_settlement_locations(
+        parts["settlement_locations"].body, where=where("settlement_locations")
+    )
+    hubs = parse_map_locations(parts["hubs"].body, where=where("hubs"))
+    interfaces = parse_map_locations(parts["interfaces"].body, where=where("interfaces"))
+    known = set(located.column("location").to_pylist())
+    extra = sorted({*hubs, *interfaces} - known)
+    table = pa.concat_tables(
+        [
+            located,
+            pa.table(
+                {
+                    "location": pa.array(extra, pa.string()),
+                    "pnode": pa.nulls(len(extra), pa.string()),
+                    "baa": pa.nulls(len(extra), pa.string()),
+                }
+            ),
+        ]
+    )
+    table = first_per_location(table)
+    kind = location_types(table.column("location"), hubs=hubs, interfaces=interfaces)
+    try:
+        return nodes_table(
+            {
+                "location": table.column("location"),
+                "location_type": kind,
+                "pnode": table.column("pnode"),
+                "baa": table.column("baa"),
+            }
+        )
+    except PayloadError as exc:
+        raise PayloadError(f"SPP {exc}; {where('settlement_locations')}") from None

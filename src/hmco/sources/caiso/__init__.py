@@ -12,6 +12,10 @@ with an HTTP 429 HTML page. So:
 
 Times come only from the ``*_GMT`` columns, so DST days need no special casing: the spring-forward
 trade date has 276 five-minute intervals, the fall-back one 300 (``OPR_HR`` 25).
+
+``node_type`` uses gridstatus's labels (``Trading Hub``, ``DLAP``, ``AP Node``, ``Node``;
+:data:`hmco.sources.nodes.CAISO_LOCATION_TYPES`). The node catalogue is OASIS's Atlas listings
+``ATL_APNODE`` and ``ATL_PNODE`` (:meth:`CAISO.fetch_nodes`, :func:`parse_oasis_nodes`).
 """
 
 from __future__ import annotations
@@ -19,15 +23,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hmco.sources.caiso.parser import (
+    CATALOGUES,
     COMPONENTS,
     MAX_GROUP_WINDOW_INTERVAL,
     OASIS_ERRORS,
     REPORTS,
     OasisError,
     OasisReport,
+    location_types,
     oasis_error_of,
     oasis_report_time,
     parse_oasis_lmp,
+    parse_oasis_nodes,
     parse_payload,
 )
 from hmco.sources.registry import lazy_getattr
@@ -50,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CAISO",
+    "CATALOGUES",
     "COMPONENTS",
     "DEFAULT_BASE_URL",
     "DEFAULT_NODES",
@@ -66,9 +74,11 @@ __all__ = [
     "OasisError",
     "OasisReport",
     "is_throttle_page",
+    "location_types",
     "oasis_error_of",
     "oasis_report_time",
     "parse_oasis_lmp",
+    "parse_oasis_nodes",
     "parse_payload",
     "trade_date_window",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -18,13 +19,16 @@ from hmco.config import Settings
 from hmco.errors import ConfigError, RateLimited
 from hmco.sources.base import RawPayload, Source
 from hmco.sources.caiso.parser import (
+    CATALOGUES,
     OASIS_ERRORS,
     REPORTS,
     oasis_error_of,
     oasis_report_time,
+    parse_nodes_payloads,
     parse_payload,
 )
 from hmco.sources.http import HttpClient, HttpOptions, last_modified, response_payload
+from hmco.sources.nodes import NODES_DATASET, NODES_KIND, catalogue_meta, new_fetch_id
 from hmco.windows import Window, as_utc, floor_time
 
 __all__ = [
@@ -130,6 +134,8 @@ class CAISO(Source):
     """
 
     name: ClassVar[str] = "caiso"
+    #: CAISO's trade date (OPR_DT) is Pacific prevailing time.
+    timezone: ClassVar[str] = "America/Los_Angeles"
     datasets: ClassVar[tuple[str, ...]] = ("rt_lmp", "da_lmp")
     #: backfills chunk by hour: one request per hour (per 10 nodes) keeps payloads small. For da_lmp
     #: prefer ``window: 1d`` in the spec (one request per trade day).
@@ -254,7 +260,57 @@ class CAISO(Source):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def parse(self, payload: RawPayload) -> pa.Table:
+        if payload.meta.get("kind") == NODES_KIND:  # an archived catalogue replayed: no price rows
+            return self.dataset.schema.empty_table()
         return parse_payload(payload, require_data=self.require_data)
+
+    # --- node catalogue ------------------------------------------------------------------------
+
+    def fetch_nodes(self, now: datetime | None = None) -> Iterator[RawPayload]:
+        """Yield the OASIS Atlas listings ``ATL_APNODE`` then ``ATL_PNODE`` (all types, today's trade date).
+
+        Paced and retried like every OASIS request; the payloads' dataset segment is ``nodes``. An error
+        zip is yielded too (so it is archived) and :meth:`parse_nodes` raises its typed error.
+        """
+        day = (as_utc(now) if now is not None else datetime.now(UTC)).astimezone(PACIFIC).date()
+        window = trade_date_window(day)
+        fetch_id = new_fetch_id()
+        for part, spec in enumerate(CATALOGUES.values()):
+            params = [
+                ("queryname", spec.queryname),
+                ("startdatetime", _oasis_time(window.start)),
+                ("enddatetime", _oasis_time(window.end, ceil=True)),
+                ("version", str(spec.version)),
+                spec.selection,
+                ("resultformat", "6"),
+            ]
+            resp, error = self._get(params)
+            payload = response_payload(
+                self,
+                resp,
+                window=window,
+                page=part,
+                published_at=oasis_report_time(resp.content) or last_modified(resp.headers),
+                meta=catalogue_meta(
+                    fetch_id,
+                    part,
+                    len(CATALOGUES),
+                    part_name=spec.queryname,
+                    oasis_error=error[0] if error else None,
+                ),
+            )
+            yield replace(payload, dataset=NODES_DATASET)
+
+    def parse_nodes(self, payloads: Sequence[RawPayload]) -> pa.Table:
+        """The node catalogue (``location``, ``location_type``, ``oasis_type``, ``catalogue`` …). Pure."""
+        return parse_nodes_payloads(payloads)
+
+    def node_catalogue(self) -> pa.Table:
+        """CAISO's APNodes and PNodes as a table, fetched now (two OASIS requests, 5 s apart).
+
+        :func:`hmco.sources.nodes.nodes` does the same and archives (and reuses) the payloads.
+        """
+        return self.parse_nodes(list(self.fetch_nodes()))
 
     def latest_window(self, now: datetime | None = None) -> Window:
         """Real-time: the last complete intervals (``poll_lookback`` deep, so late ones are re-read).

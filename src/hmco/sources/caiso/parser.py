@@ -11,7 +11,7 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -31,18 +31,22 @@ from hmco.errors import (
 )
 from hmco.payload import RawPayload, body_snippet
 from hmco.schemas import TS, conform, get_dataset
+from hmco.sources.nodes import CAISO_LOCATION_TYPES, NODES_KIND, first_per_location, nodes_table
 from hmco.windows import Window, in_window
 
 __all__ = [
+    "CATALOGUES",
     "COMPONENTS",
     "MAX_GROUP_WINDOW_INTERVAL",
     "OASIS_ERRORS",
     "REPORTS",
     "OasisError",
     "OasisReport",
+    "location_types",
     "oasis_error_of",
     "oasis_report_time",
     "parse_oasis_lmp",
+    "parse_oasis_nodes",
     "parse_payload",
 ]
 
@@ -243,15 +247,19 @@ def _read_member(zf: zipfile.ZipFile, name: str, report: OasisReport, ctx: Mappi
     return table.select(["ts", "interval_end", "node", "lmp_type", "value"])
 
 
-def _node_types(names: pa.Array) -> pa.Array:
-    """node_type from CAISO naming: ``TH_*`` Hub, ``DLAP_*`` DLAP, ``*-APND`` APNode, else Node."""
+def location_types(names: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Location type from CAISO naming, as gridstatus labels it (:data:`CAISO_LOCATION_TYPES`).
+
+    ``TH_*`` Trading Hub, ``DLAP_*`` DLAP, any other ``*-APND`` AP Node, everything else Node.
+    """
+    labels = CAISO_LOCATION_TYPES
     return pc.if_else(
         pc.starts_with(names, "TH_"),
-        "Hub",
+        labels["trading_hub"],
         pc.if_else(
             pc.starts_with(names, "DLAP_"),
-            "DLAP",
-            pc.if_else(pc.ends_with(names, "-APND"), "APNode", "Node"),
+            labels["dlap"],
+            pc.if_else(pc.ends_with(names, "-APND"), labels["apnode"], labels["node"]),
         ),
     )
 
@@ -316,7 +324,7 @@ def _pivot(long: pa.Table, ctx: Mapping[str, Any]) -> pa.Table:
             "ts": times.take(pa.array(filled_keys % len(times))),
             "interval_end": end_times.take(pa.array(end_slot[filled])),
             "node": nodes.take(node_index),
-            "node_type": _node_types(nodes).take(node_index),
+            "node_type": location_types(nodes).take(node_index),
             **columns,
         }
     )
@@ -401,3 +409,121 @@ def parse_payload(payload: RawPayload, *, require_data: bool = False) -> pa.Tabl
     return parse_oasis_lmp(
         payload.body, market=market, window=payload.window, require_data=require_data, context=ctx
     )
+
+
+# ------------------------------------------------------------------------------------------- catalogue
+
+
+@dataclass(frozen=True)
+class OasisCatalogue:
+    """One OASIS Atlas node listing: how to ask for it and which columns name and type a node."""
+
+    queryname: str
+    version: int
+    #: the "all of them" filter (``APnode_type=ALL``)
+    selection: tuple[str, str]
+    id_columns: tuple[str, ...]
+    type_column: str
+
+
+#: The Atlas listings :meth:`CAISO.fetch_nodes` reads, APNodes first (they win over a same-named PNode).
+CATALOGUES: dict[str, OasisCatalogue] = {
+    "ATL_APNODE": OasisCatalogue("ATL_APNODE", 1, ("APnode_type", "ALL"), ("APNODE_ID", "APNODE_NAME"), "APNODE_TYPE"),
+    "ATL_PNODE": OasisCatalogue("ATL_PNODE", 1, ("Pnode_type", "ALL"), ("PNODE_ID", "PNODE_NAME"), "PNODE_TYPE"),
+}  # fmt: skip
+
+
+def parse_oasis_nodes(body: bytes, *, queryname: str, context: Mapping[str, Any] | None = None) -> pa.Table:
+    """Parse an Atlas listing zip (``ATL_APNODE``/``ATL_PNODE``, ``resultformat=6``) into node rows.
+
+    Columns: ``location`` (the ``*_ID`` column), ``location_type`` (:func:`location_types`), ``oasis_type``
+    (the listing's own ``*_TYPE`` code, if it has one), ``catalogue`` (the queryname), then every other
+    column of the listing, lower-cased, as strings. A node listed twice keeps its first row. Pure.
+
+    Raises:
+        NoData / RequestRejected / SourceUnavailable / SourceError: the zip holds an OASIS error XML
+            (1000 "no data" included: a listing is never empty).
+        PayloadError: not a zip (an HTML page), a corrupt zip, no CSV member, or no rows.
+        SchemaDriftError: a member has none of the listing's node-id columns.
+    """
+    spec = CATALOGUES[queryname]
+    ctx = dict(context or {})
+    if not body.startswith(_ZIP_MAGIC):
+        raise PayloadError(
+            f"CAISO answered {queryname} with something that is not a zip: {body_snippet(body, 120)!r}", **ctx
+        )
+    error = oasis_error_of(body)
+    if error is not None:
+        _raise_for_oasis_error(*error, require_data=True, ctx=ctx)
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as zf:
+            members = [n for n in zf.namelist() if n.lower().endswith(".csv")]
+            if not members:
+                raise PayloadError(f"CAISO {queryname} zip holds no CSV member: {zf.namelist()}", **ctx)
+            parts = [_read_catalogue_member(zf, name, spec, ctx) for name in members]
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise PayloadError(
+            f"CAISO {queryname} zip is corrupt or truncated ({type(exc).__name__}: {exc})", **ctx
+        ) from None
+    except pa.ArrowInvalid as exc:
+        raise PayloadError(f"CAISO {queryname} CSV cannot be parsed: {exc}", **ctx) from None
+    table = first_per_location(pa.concat_tables(parts, promote_options="permissive"))
+    try:
+        return nodes_table({name: table.column(name) for name in table.column_names})
+    except PayloadError as exc:
+        raise PayloadError(f"CAISO {queryname}: {exc}", **ctx) from None
+
+
+def _read_catalogue_member(
+    zf: zipfile.ZipFile, name: str, spec: OasisCatalogue, ctx: Mapping[str, Any]
+) -> pa.Table:
+    with zf.open(name) as fh:
+        header = fh.readline().decode("utf-8-sig", "replace")
+    names = next(csv.reader([header.rstrip("\r\n")]), [])
+    with zf.open(name) as fh:
+        raw = pcsv.read_csv(
+            fh,
+            read_options=pcsv.ReadOptions(block_size=8 << 20),
+            convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+        )
+    actual = {_normalize(c): c for c in raw.column_names}
+    id_col = next((actual[c] for c in spec.id_columns if c in actual), None)
+    if id_col is None:
+        raise SchemaDriftError(
+            f"CAISO {spec.queryname} member {name!r} has none of the node-id columns {list(spec.id_columns)}; "
+            f"it has {sorted(actual)}",
+            **ctx,
+        )
+    location = pc.utf8_trim_whitespace(raw.column(id_col).cast(pa.string()))
+    type_col = actual.get(spec.type_column)
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {
+        "location": location,
+        "location_type": location_types(location),
+        "oasis_type": raw.column(type_col) if type_col else pa.nulls(raw.num_rows, pa.string()),
+        "catalogue": pa.repeat(pa.scalar(spec.queryname), raw.num_rows),
+    }
+    for col in raw.column_names:
+        if col not in (id_col, type_col):
+            columns[col.strip().lower()] = raw.column(col)
+    table = pa.table(columns)
+    return table.filter(pc.and_(pc.is_valid(location), pc.not_equal(location, "")))
+
+
+def parse_nodes_payloads(payloads: Sequence[RawPayload]) -> pa.Table:
+    """The CAISO node catalogue of fetched (or archived) Atlas payloads, APNodes first. Pure."""
+    tables = []
+    for payload in payloads:
+        if payload.meta.get("kind") != NODES_KIND:
+            continue
+        ctx = {"source": payload.source, "url": payload.url, "sha256": payload.sha256}
+        if payload.status != 200:
+            raise RequestRejected(
+                f"CAISO OASIS answered HTTP {payload.status}: {body_snippet(payload.body)}", **ctx
+            )
+        queryname = str(payload.meta.get("part_name"))
+        if queryname not in CATALOGUES:
+            raise PayloadError(f"payload meta names unknown CAISO catalogue {queryname!r}", **ctx)
+        tables.append(parse_oasis_nodes(payload.body, queryname=queryname, context=ctx))
+    if not tables:
+        raise PayloadError("no CAISO node-catalogue payload given", source="caiso")
+    return first_per_location(pa.concat_tables(tables, promote_options="permissive")).sort_by("location")

@@ -165,6 +165,18 @@ class Census(Source):
             self._http = self.http_options.client(self.base_url, user_agent=self.settings.sources.user_agent)
         return self._http
 
+    def scope(self) -> dict[str, list[str]]:
+        """Re-running a window replaces only this program's rows (narrowed by predicates on its columns).
+
+        ACS rows are keyed by variable, so an ACS source owns its variables' rows.
+        """
+        if self.acs:
+            return {"variable": list(self.variables)} if "variable" in self.dataset.schema.names else {}
+        columns = set(self.dataset.schema.names)
+        scope = {"program": [self.program]}
+        scope.update({k: [v] for k, v in self.predicates.items() if k in columns})
+        return scope
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()

@@ -183,6 +183,19 @@ class NOAA(Source):
             self._http = self.http_options.client(self.base_url, user_agent=agent, headers=headers)
         return self._http
 
+    def scope(self) -> dict[str, list[str]]:
+        """Re-running a window replaces only these stations' rows (and these elements', if named).
+
+        Selected by ``locations`` alone, the stations are not known in advance: the whole window is
+        replaced, as for any source without a scope.
+        """
+        scope: dict[str, list[str]] = {}
+        if self.stations:
+            scope["station"] = list(self.stations)
+        if self.daily and self.datatypes:
+            scope["datatype"] = list(self.datatypes)
+        return scope
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
