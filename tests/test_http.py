@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hmco.errors import RateLimited, SourceUnavailable
-from hmco.sources.http import HostPacer, HttpClient, parse_retry_after
+from hmco.errors import ConnectionFailed, HostNotFound, RateLimited, SourceError, SourceUnavailable
+from hmco.sources.http import HostPacer, HttpClient, HttpOptions, parse_retry_after
 from tests.support.replay import ReplayServer, Reply
+
+#: RFC 6761: names under .invalid never resolve, so the lookup fails without reaching any host.
+UNRESOLVABLE = "http://hmco-test.invalid/"
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Sleeps(list[float]):
@@ -65,6 +79,68 @@ def test_unreachable_host_raises_source_unavailable() -> None:
         url = server.url
     with pytest.raises(SourceUnavailable, match="cannot reach"):
         HttpClient(url, max_attempts=2, sleep=Sleeps(), timeout=2).get("/x")
+
+
+def test_unresolvable_host_fails_at_once_naming_the_host_and_the_setting_to_fix() -> None:
+    sleeps = Sleeps()
+    with pytest.raises(HostNotFound) as info:
+        HttpClient(UNRESOLVABLE, sleep=sleeps).get("/x")
+    error = info.value
+    assert sleeps == []  # not retried: no backoff was slept
+    assert not error.transient and isinstance(error, SourceError)
+    assert error.context["host"] == "hmco-test.invalid"
+    assert "base_url" in str(error) and "hmco-test.invalid" in str(error)
+
+
+def test_refused_connection_gets_three_quick_tries_within_two_seconds(
+    closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    sleeps = Sleeps()
+    with caplog.at_level(logging.INFO, "hmco.http"), pytest.raises(ConnectionFailed) as info:
+        HttpClient(f"http://127.0.0.1:{closed_port}", sleep=sleeps).get("/x")
+    assert info.value.context["attempts"] == 3 and info.value.transient
+    assert isinstance(info.value, SourceUnavailable) and "Connection refused" in str(info.value)
+    assert len(sleeps) == 2 and sum(sleeps) == pytest.approx(2.0)  # waits double and sum to the budget
+    retries = [r for r in caplog.records if r.name == "hmco.http"]
+    assert [r.levelno for r in retries] == [logging.INFO, logging.INFO]  # routine, not a warning
+    assert "attempt 2/3" in retries[-1].getMessage()
+
+
+def test_connection_retries_are_configured_from_a_spec_mapping(closed_port: int) -> None:
+    sleeps = Sleeps()
+    options = HttpOptions.coerce({"connect_attempts": 2, "connect_budget": 0.5, "sleep": sleeps})
+    client = options.client(f"http://127.0.0.1:{closed_port}", user_agent="hmco-test")
+    with pytest.raises(ConnectionFailed) as info:
+        client.get("/x")
+    assert info.value.context["attempts"] == 2 and sleeps == [0.5]
+
+
+def test_refused_connection_does_not_use_up_the_hosts_pacing(closed_port: int) -> None:
+    now = [0.0]
+    sleeps = Sleeps()
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    client = HttpClient(
+        f"http://127.0.0.1:{closed_port}", min_interval=5.0, sleep=sleep, clock=lambda: now[0]
+    )
+    with pytest.raises(ConnectionFailed):
+        client.get("/x")
+    assert sum(sleeps) == pytest.approx(2.0)  # only the retry waits: no 5 s pacing between the tries
+
+
+def test_pacer_refund_frees_a_slot_only_while_no_later_request_is_spaced_after_it() -> None:
+    pacer = HostPacer(5.0, clock=lambda: 0.0, sleep=lambda s: None)
+    pacer.wait()
+    pacer.refund()
+    assert pacer.wait() == 0.0  # the refunded slot is free again
+    other = threading.Thread(target=pacer.wait)  # another thread takes the next slot (at 5 s)
+    other.start()
+    other.join()
+    pacer.refund()  # this thread's request (slot 0) never connected, but one is spaced after it
+    assert pacer.wait() == 10.0
 
 
 def test_pacer_spaces_requests_per_host() -> None:

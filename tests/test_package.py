@@ -30,3 +30,12 @@ def test_errors_split_transient_from_terminal() -> None:
     assert issubclass(hmco.QualityGateFailed, hmco.TerminalError)
     assert issubclass(hmco.SpecError, hmco.TerminalError)
     assert not issubclass(hmco.TransientError, hmco.TerminalError)
+
+
+def test_the_base_install_holds_the_engines_of_the_default_local_profile() -> None:
+    """`pip install hmco` alone runs the default profile: chdb and DuckDB are not behind an extra."""
+    from importlib.metadata import requires
+
+    base = {r.split(";")[0].strip() for r in requires("hmco") or [] if "extra ==" not in r}
+    names = {r.split("=")[0].split(">")[0].split("<")[0].strip() for r in base}
+    assert {"chdb", "duckdb", "duckdb-extension-iceberg"} <= names

@@ -23,8 +23,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from hmco import errors, sources
-from hmco.config import Settings
+from hmco import errors
 from hmco.errors import (
     CommitConflict,
     ConfigError,
@@ -42,27 +41,29 @@ from hmco.errors import (
     TerminalError,
     TransientError,
 )
-from hmco.payload import RawPayload
-from hmco.schemas import DATASETS, Dataset, get_dataset
-from hmco.sources.base import Source
 from hmco.windows import Window, market_window
 
 if TYPE_CHECKING:
+    from hmco import sources
     from hmco.clickhouse import connect_clickhouse
     from hmco.compose.pipeline import Pipeline, RunReport
     from hmco.compose.realtime import RealtimeRunner
     from hmco.compose.spec import PipelineSpec, build_pipeline, load_spec
+    from hmco.config import Settings
     from hmco.cron import Cron
     from hmco.frames import census, eia, fred, lmp, noaa, nodes
     from hmco.lake import Lake, Tier
     from hmco.monitoring.alerts import alert_rules
     from hmco.monitoring.dashboard import dashboard
     from hmco.monitoring.notify import WebhookNotifier
+    from hmco.payload import RawPayload
     from hmco.query.lake import LakeSQL
     from hmco.schedule import Catalogue, Job, JobResult, JobRunner, Serve, default_catalogue
+    from hmco.schemas import DATASETS, Dataset, get_dataset
     from hmco.sinks.clickhouse import ClickHouseSink
     from hmco.sinks.iceberg import IcebergSink
     from hmco.sinks.raw import RawArchive
+    from hmco.sources.base import Source
 
 try:
     __version__ = version("hmco")
@@ -70,6 +71,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 _LAZY = {
+    "Settings": "hmco.config",
+    "RawPayload": "hmco.payload",
+    "DATASETS": "hmco.schemas",
+    "Dataset": "hmco.schemas",
+    "get_dataset": "hmco.schemas",
+    "Source": "hmco.sources.base",
     "Lake": "hmco.lake",
     "Tier": "hmco.lake",
     "TIERS": "hmco.lake",
@@ -171,6 +178,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "sources":
+        import importlib
+
+        return importlib.import_module("hmco.sources")
     if name in _LAZY:
         import importlib
 

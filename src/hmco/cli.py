@@ -1,21 +1,38 @@
-"""The ``hmco`` command: demo, pipelines from UIS specs, tiers, SQL over the lake, archive listing.
+"""The ``hmco`` command: demo, pipelines from UIS specs, tiers, SQL over the lake, upkeep, backups.
 
 Exit codes: 0 success, 1 a run failed (data or quality), 2 bad usage/spec/config — so schedulers can
-act on them.
+act on them. A failure prints one line on stderr saying what failed and what to do (``-v`` adds the
+traceback). Building the parser imports only the standard library: ``hmco --help`` stays instant, and
+each command imports its machinery when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hmco._logging import configure_logging
-from hmco.errors import ConfigError, HmcoError, QualityGateFailed, SpecError
+from hmco.errors import (
+    AuthenticationError,
+    CommitConflict,
+    ConfigError,
+    ConnectionFailed,
+    HmcoError,
+    NoData,
+    NotificationError,
+    PayloadError,
+    QualityGateFailed,
+    RateLimited,
+    RequestRejected,
+    SinkUnavailable,
+    SourceUnavailable,
+    SpecError,
+)
 
-__all__ = ["main"]
+__all__ = ["build_parser", "command", "main"]
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -50,18 +67,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from hmco.compose.spec import build_pipeline
     from hmco.errors import PipelineError
-    from hmco.windows import Window
+    from hmco.windows import market_window
 
     if args.end and not args.start:
         raise ConfigError("--end needs --start (or give neither to catch up since the watermark)")
     pipeline = build_pipeline(args.spec, settings=_settings(args), gate=False if args.no_gate else None)
+    tz = args.tz or pipeline.source.timezone  # dates are market days unless told otherwise
     if args.no_gate:
         print("hmco: WARNING: --no-gate: publishing without the quality gate", file=sys.stderr)
     try:
         if args.start and args.end:
-            report = pipeline.run(Window.of(args.start, args.end), resume=args.resume)
+            report = pipeline.run(market_window(args.start, args.end, tz=tz), resume=args.resume)
         else:
-            report = pipeline.run_since_watermark(start=args.start)
+            start = market_window(args.start, tz=tz).start if args.start else None
+            report = pipeline.run_since_watermark(start=start)
     except (PipelineError, QualityGateFailed) as exc:
         failed = getattr(exc, "report", None)
         if failed is None:
@@ -194,7 +213,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     from hmco.lake import Lake
     from hmco.maintenance import ACTIONS, maintain
 
-    report = maintain(
+    report = maintain(  # it checks the action names (ConfigError naming the valid ones)
         Lake(_settings(args)),
         datasets=args.table or None,
         tiers=args.tier or None,
@@ -244,12 +263,12 @@ def _run_realtime(settings, args: argparse.Namespace) -> int:  # type: ignore[no
     from hmco.compose.realtime import RealtimeRunner, install_stop_signals
     from hmco.lake import Lake
     from hmco.sinks.clickhouse import ClickHouseSink
+    from hmco.sources import realtime_isos
     from hmco.sources.base import get_source_class
 
-    sources = [get_source_class(name)(settings=settings) for name in args.isos]
+    names = realtime_isos() if args.isos is None else args.isos
+    sources = [get_source_class(name)(settings=settings) for name in names]
     if not sources:
-        from hmco.sources import realtime_isos
-
         raise ConfigError(f"rt run needs at least one source (--isos {' '.join(realtime_isos())})")
     if args.no_gate:
         print(
@@ -421,30 +440,128 @@ def cmd_dr(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+# --- the parser: help and an example on every command and argument -------------------------------
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hmco")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+def command(
+    sub: Any, name: str, *, help: str, examples: Sequence[str], description: str | None = None
+) -> Any:
+    """Add the subcommand ``name`` with its help, an ``examples:`` epilog and ``-v`` (also after it).
+
+    Each example is ``"hmco …  # what it does"``; the comment is printed indented below the command.
+    """
+    lines = ["examples:"]
+    for example in examples:
+        cmd, _, comment = example.partition("  # ")
+        lines.append(f"  {cmd}")
+        if comment:
+            lines.append(f"      {comment}")
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=description or help[0].upper() + help[1:] + ".",
+        epilog="\n".join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,  # so that `hmco -v run …` is not reset by the subcommand's default
+        help="on failure, print the traceback too; log at INFO",
+    )
+    return p
+
+
 def _add_dr_site(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dr-profile", help="YAML profile of the DR site (same buckets, another S3 endpoint)")
     p.add_argument("--dr-endpoint", help="the DR site's S3 endpoint (the primary's buckets and credentials)")
 
 
-def _add_backup_parsers(sub) -> None:  # type: ignore[no-untyped-def]
-    p = sub.add_parser("backup", help="take backups, or show the newest restorable point per store")
-    actions = p.add_subparsers(dest="action", required=True)
-    run = actions.add_parser("run", help="back up ClickHouse, the catalog, the lake (to the DR site) or all")
-    run.add_argument("store", nargs="?", choices=[*BACKUP_STORES, "all"], default="all")
-    run.add_argument("--kind", choices=["full", "incremental"], default="full", help="ClickHouse backup kind")
+def _add_backup_parsers(sub: Any) -> None:
+    p = command(
+        sub,
+        "backup",
+        help="take backups, or show the newest restorable point per store",
+        examples=[
+            "hmco backup run  # back up ClickHouse, the catalog and (with a DR site) the lake",
+            "hmco backup status --rpo-minutes 30  # exit 1 if a store's newest backup is older than the RPO",
+        ],
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", title="actions")
+    run = command(
+        actions,
+        "run",
+        help="back up ClickHouse, the catalog, the lake (to the DR site) or all",
+        examples=[
+            "hmco backup run  # every store; the lake only when a DR site is configured",
+            "hmco backup run clickhouse --kind incremental  # the daily incremental ClickHouse backup",
+            "hmco backup run lake --dr-endpoint http://dr-s3:8333  # replicate the lake to the DR site",
+        ],
+    )
+    run.add_argument(
+        "store",
+        nargs="?",
+        choices=[*BACKUP_STORES, "all"],
+        default="all",
+        help="what to back up (default: %(default)s)",
+    )
+    run.add_argument(
+        "--kind",
+        choices=["full", "incremental"],
+        default="full",
+        help="ClickHouse backup kind: full, or incremental on the newest backup (default: %(default)s)",
+    )
     _add_dr_site(run)
     run.set_defaults(func=cmd_backup)
-    status = actions.add_parser("status", help="newest restorable point per store vs the RPO (exit 1 if red)")
-    status.add_argument("--store", dest="only", action="append", choices=BACKUP_STORES, help="(repeatable)")
-    status.add_argument("--rpo-minutes", type=float, default=30.0)
+    status = command(
+        actions,
+        "status",
+        help="newest restorable point per store vs the RPO (exit 1 if red)",
+        examples=[
+            "hmco backup status  # every store, against a 30-minute RPO",
+            "hmco backup status --store catalog --metrics /var/lib/node_exporter/hmco_backup.prom",
+        ],
+    )
+    status.add_argument(
+        "--store",
+        dest="only",
+        action="append",
+        choices=BACKUP_STORES,
+        help="only this store (repeatable; default: all)",
+    )
+    status.add_argument(
+        "--rpo-minutes",
+        type=float,
+        default=30.0,
+        help="recovery point objective: a newest backup older than this is red (default: %(default)s)",
+    )
     status.add_argument("--now", help="check as of this instant (ISO 8601; default now)")
     status.add_argument(
         "--metrics", help="write Prometheus gauges to this textfile (node-exporter collector)"
     )
     status.set_defaults(func=cmd_backup)
 
-    p = sub.add_parser("restore", help="restore the catalog or ClickHouse from a recorded backup")
-    p.add_argument("store", choices=["catalog", "clickhouse"])
+    p = command(
+        sub,
+        "restore",
+        help="restore the catalog or ClickHouse from a recorded backup",
+        examples=[
+            "hmco restore catalog --backup catalog-full-20261101T0200 --force",
+            "hmco restore clickhouse --backup clickhouse-full-20261101T0200 --database hmco_restored",
+            "hmco restore clickhouse --backup clickhouse-full-20261101T0200 --table rt_lmp --as-table rt_lmp_back",
+        ],
+    )
+    p.add_argument("store", choices=["catalog", "clickhouse"], help="which store to restore")
     p.add_argument("--backup", required=True, help="the backup id (see `hmco backup status` / the records)")
     p.add_argument("--force", action="store_true", help="replace a non-empty target")
     p.add_argument("--target", help="catalog: database URL or SQLite file (default: the configured catalog)")
@@ -453,53 +570,141 @@ def _add_backup_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("--as-table", help="clickhouse --table: restore it under this name ([db.]name)")
     p.set_defaults(func=cmd_restore)
 
-    p = sub.add_parser("dr", help="disaster recovery: the drill")
-    p.add_argument("action", choices=["drill"])
+    p = command(
+        sub,
+        "dr",
+        help="disaster recovery: the drill (destroys, restores and times the recovery)",
+        examples=["hmco dr drill --dr-endpoint http://dr-s3:8333 --yes  # on a drill environment only"],
+    )
+    p.add_argument("action", choices=["drill"], help="drill: destroy, restore, verify and time it vs the RTO")
     _add_dr_site(p)
-    p.add_argument("--tier", default="curated", help="the tier whose objects are destroyed and restored")
+    p.add_argument(
+        "--tier",
+        default="curated",
+        help="the tier whose objects are destroyed and restored (default: %(default)s)",
+    )
     p.add_argument("--yes", action="store_true", help="confirm: the drill destroys before it restores")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the drill's report as JSON")
     p.set_defaults(func=cmd_dr)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hmco", description="HMCo energy-market lakehouse SDK")
+    """The ``hmco`` parser; building it imports nothing but the standard library and this package's CLI."""
+    parser = argparse.ArgumentParser(
+        prog="hmco",
+        description="HMCo energy-market lakehouse: run ingestion pipelines, query the lake, keep it healthy.",
+        epilog="examples:\n"
+        "  hmco demo                                   # a day of synthetic LMPs into the embedded lake\n"
+        "  hmco run src/hmco/specs/caiso.yaml --start 2026-11-01 --end 2026-11-08\n"
+        "  hmco sql 'SELECT count(*) FROM hub_curated.rt_lmp'\n"
+        "  hmco <command> --help                       # every command's options and examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hmco {_version()}")
     parser.add_argument("--profile", help="YAML profile file (else HMCO_PROFILE_FILE / HMCO_* variables)")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        help="log level on stderr: DEBUG, INFO, WARNING or ERROR (default: WARNING; INFO with -v)",
+    )
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="on failure, print the traceback too; log at INFO"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
-    p = sub.add_parser("demo", help="run the end-to-end demo on the embedded lake")
-    p.add_argument("--nodes", type=int, default=3000)
+    p = command(
+        sub,
+        "demo",
+        help="run the end-to-end demo on the embedded lake",
+        examples=[
+            "hmco demo  # synthetic LMPs and an EIA sample into HMCO_HOME (default ~/.hmco), then the seed's queries",
+            "hmco demo --nodes 100 --no-clickhouse  # smaller, and without the chdb real-time store",
+        ],
+    )
+    p.add_argument("--nodes", type=int, default=3000, help="synthetic pricing nodes (default: %(default)s)")
     p.add_argument("--no-clickhouse", dest="clickhouse", action="store_false", help="skip the chdb step")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("validate", help="validate UIS pipeline specs")
-    p.add_argument("specs", nargs="+")
+    p = command(
+        sub,
+        "validate",
+        help="validate UIS pipeline specs (exit 2 if any is invalid)",
+        examples=["hmco validate src/hmco/specs/*.yaml  # each bad field is named with its file"],
+    )
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="UIS pipeline spec files (YAML)")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("run", help="run a pipeline spec for a window, or since its watermark")
-    p.add_argument("spec")
-    p.add_argument("--start")
-    p.add_argument("--end")
+    p = command(
+        sub,
+        "run",
+        help="run a pipeline spec for a window, or since its watermark",
+        description="Run a pipeline spec for [--start, --end), window by window, or catch up since its "
+        "watermark.\n\nDates are market days in the source's own time zone (CAISO: America/Los_Angeles, "
+        "MISO: EST,\nSPP: America/Chicago): --start 2026-11-01 for CAISO starts at midnight Pacific. "
+        "Pass --tz UTC\nfor UTC days; an ISO datetime with an offset is taken as given.",
+        examples=[
+            "hmco run src/hmco/specs/caiso.yaml --start 2026-11-01 --end 2026-11-08  # a week of CAISO market days",
+            "hmco run caiso.yaml --start 2026-11-01T00:00 --end 2026-11-02T00:00 --tz UTC  # one UTC day",
+            "hmco run eia.yaml --start 2026-01-01 --end 2026-07-01 --resume  # skip windows already committed",
+            "hmco run eia.yaml  # catch up from the watermark to the newest complete window",
+        ],
+    )
+    p.add_argument("spec", help="UIS pipeline spec file (YAML)")
+    p.add_argument(
+        "--start",
+        help="first market day (YYYY-MM-DD, today, yesterday) or instant (ISO 8601) to run; without --end: "
+        "catch up from the watermark, or from --start when there is none",
+    )
+    p.add_argument("--end", help="end of the run, exclusive: a market day or instant (needs --start)")
+    p.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="IANA time zone of --start/--end dates and naive times (default: the source's market time "
+        "zone; UTC for the old behaviour)",
+    )
     p.add_argument("--resume", action="store_true", help="skip windows already committed")
     p.add_argument("--no-gate", action="store_true", help="publish WITHOUT the quality gate (warns)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the run's report as JSON")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("tiers", help="list (and create) the lake tiers")
-    p.add_argument("--create", action="store_true")
+    p = command(
+        sub,
+        "tiers",
+        help="list (and create) the lake tiers",
+        examples=[
+            "hmco tiers  # raw, staged, curated, ml: bucket, namespace, retention",
+            "hmco tiers --create",
+        ],
+    )
+    p.add_argument("--create", action="store_true", help="create the tiers' namespaces that do not exist yet")
     p.set_defaults(func=cmd_tiers)
 
-    p = sub.add_parser("sql", help="run Trino-dialect SQL over the lake (DuckDB)")
-    p.add_argument("query")
-    p.add_argument("--dialect", default="trino")
-    p.add_argument("--limit", type=int, default=50)
+    p = command(
+        sub,
+        "sql",
+        help="run Trino-dialect SQL over the lake (DuckDB)",
+        examples=[
+            "hmco sql 'SELECT iso, node, avg(lmp) FROM hub_curated.rt_lmp GROUP BY iso, node' --limit 20",
+            "hmco sql 'SELECT * FROM hub_curated.eia_daily_fuel LIMIT 5' --dialect duckdb",
+        ],
+    )
+    p.add_argument("query", help="the SQL query (tables as namespace.table, e.g. hub_curated.rt_lmp)")
+    p.add_argument(
+        "--dialect", default="trino", help="SQL dialect of the query (sqlglot name; default: %(default)s)"
+    )
+    p.add_argument("--limit", type=int, default=50, help="rows to print (default: %(default)s)")
     p.set_defaults(func=cmd_sql)
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "freshness",
         help="check datasets against their spec SLAs (exit 1 if any is stale, empty, missing or unreachable)",
+        examples=[
+            "hmco freshness  # every ingestion job's dataset",
+            "hmco freshness rt_lmp --clickhouse --iso CAISO MISO  # the lake and the real-time store",
+            "hmco freshness --notify --metrics /var/lib/node_exporter/hmco.prom  # for cron",
+        ],
     )
     p.add_argument(
         "datasets",
@@ -524,12 +729,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", help="write Prometheus metrics to this textfile (node-exporter collector)")
     p.set_defaults(func=cmd_freshness)
 
-    from hmco.sources import realtime_isos
-
-    p = sub.add_parser("rt", help="the real-time store: DDL, setup, RBAC, and the ISO poller")
-    p.add_argument("action", choices=["ddl", "setup", "rbac", "run"])
+    p = command(
+        sub,
+        "rt",
+        help="the real-time store: DDL, setup, RBAC, and the ISO poller",
+        examples=[
+            "hmco rt ddl  # print the ClickHouse DDL",
+            "hmco rt setup  # create the real-time schema",
+            "hmco rt run --once --isos caiso miso  # one poll (for schedulers)",
+            "hmco rt run --lake  # poll forever; also publish to the lake",
+        ],
+    )
+    p.add_argument(
+        "action",
+        choices=["ddl", "setup", "rbac", "run"],
+        help="ddl: print the schema; setup: create it; rbac: roles and row policies; run: poll the ISOs",
+    )
     p.add_argument("--apply", action="store_true", help="rbac: apply the statements on the server")
-    p.add_argument("--isos", nargs="*", default=list(realtime_isos()), help="run: sources to poll")
+    p.add_argument(
+        "--isos", nargs="*", metavar="SOURCE", help="run: sources to poll (default: every real-time ISO)"
+    )
     p.add_argument("--once", action="store_true", help="run: one poll (for schedulers), then exit")
     p.add_argument(
         "--lake", action="store_true", help="run: also publish rt_lmp to the lake (staged → gate → curated)"
@@ -537,27 +756,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gate", action="store_true", help="run: write WITHOUT the quality gate (warns)")
     p.set_defaults(func=cmd_rt)
 
-    from hmco.maintenance import ACTIONS
-
-    p = sub.add_parser("maintain", help="Iceberg upkeep and tier retention (exit 1 if an action failed)")
+    p = command(
+        sub,
+        "maintain",
+        help="Iceberg upkeep and tier retention (exit 1 if an action failed)",
+        examples=[
+            "hmco maintain --dry-run  # what the weekly upkeep would change",
+            "hmco maintain --table rt_lmp --action expire_snapshots --action compact",
+            "hmco maintain --engine trino --json  # on Trino's Iceberg procedures",
+        ],
+    )
     p.add_argument(
         "--table", action="append", help="dataset whose tables to maintain (repeatable; default all)"
     )
     p.add_argument("--tier", action="append", help="tier to maintain (repeatable; default all)")
     p.add_argument(
-        "--action", action="append", choices=ACTIONS, help="action to run (repeatable; default all)"
+        "--action",
+        action="append",
+        help="action to run (repeatable; default all, in weekly order): expire_snapshots, rewrite_manifests, "
+        "compact, retention, remove_orphan_files",
     )
     p.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
-    p.add_argument("--engine", choices=["local", "trino"], default="local", help="run on pyiceberg or Trino")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--engine",
+        choices=["local", "trino"],
+        default="local",
+        help="run on pyiceberg (local) or Trino's procedures (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--metrics", help="write Prometheus metrics to this textfile (node-exporter collector)")
     p.set_defaults(func=cmd_maintain)
 
-    p = sub.add_parser("archive", help="list archived raw payloads, or replay one through its parser")
-    p.add_argument("--source")
-    p.add_argument("--dataset")
+    p = command(
+        sub,
+        "archive",
+        help="list archived raw payloads, or replay one through its parser",
+        examples=[
+            "hmco archive --source caiso --dataset rt_lmp  # the archived payloads' keys",
+            "hmco archive --replay KEY --limit 5  # parse one again and show its rows",
+        ],
+    )
+    p.add_argument("--source", help="only this source's payloads (e.g. caiso)")
+    p.add_argument("--dataset", help="only this dataset's payloads (e.g. rt_lmp)")
     p.add_argument("--replay", metavar="KEY", help="parse an archived payload again and show the rows")
-    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--limit", type=int, default=10, help="rows to show with --replay (default: %(default)s)")
     p.set_defaults(func=cmd_archive)
 
     _add_backup_parsers(sub)
@@ -568,20 +810,111 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# --- failures: one line, saying what failed and what to do ------------------------------------------
+
+#: What to do about a failure, by the class of its cause (the most specific class that is listed wins).
+#: Errors whose message already says what to do (HostNotFound, MissingDependency …) are not listed.
+NEXT_STEPS: dict[type[HmcoError], str] = {
+    ConnectionFailed: "check that the source is up and that its base_url (a spec's source.base_url) points "
+    "at it, then run again",
+    RateLimited: "the source is throttling: wait, or space requests out (spec params.http.min_interval), "
+    "then run again",
+    SourceUnavailable: "the source is down or overloaded: run again later",
+    AuthenticationError: "check the source's key (HMCO_SOURCES__<SOURCE>_API_KEY, _TOKEN or _KEY, or its "
+    "secret file)",
+    RequestRejected: "check the spec's source.params and the window asked for",
+    NoData: "the source has nothing for this window: pick another window",
+    PayloadError: "the raw payload is archived (hmco archive --source SOURCE lists it): report it with "
+    "the source and window",
+    QualityGateFailed: "nothing was published and the batch is kept for inspection: fix the data or the "
+    "spec's checks, then run again",
+    SinkUnavailable: "the store stayed unreachable: check it is up, then run again",
+    CommitConflict: "another writer committed first: run again",
+    SpecError: "fix the spec (hmco validate SPEC names every bad field)",
+    NotificationError: "check the webhook (HMCO_ALERTS__WEBHOOK_URL)",
+}
+
+# A run keeps the windows it committed: say how to go on from them.
+_RESUMABLE = (SourceUnavailable, RateLimited, SinkUnavailable, CommitConflict, NoData)
+
+
+def _cause(exc: HmcoError) -> HmcoError:
+    """The error behind a failed run (its first failed window's), else ``exc`` itself."""
+    report = getattr(exc, "report", None)
+    for outcome in getattr(report, "windows", None) or ():
+        if outcome.status == "failed" and outcome.exception is not None:
+            return outcome.exception
+    return exc
+
+
+def next_step(exc: HmcoError, command: str | None = None) -> str:
+    """What a person should do about ``exc`` (empty when its message says it already)."""
+    cause = _cause(exc)
+    step = next((NEXT_STEPS[k] for k in type(cause).__mro__ if k in NEXT_STEPS), "")
+    if command == "run" and isinstance(cause, _RESUMABLE):
+        step += " with --resume (committed windows are kept)"
+    if isinstance(cause, SpecError) and "file" in cause.context:
+        step = step.replace("SPEC", str(cause.context["file"]))
+    return step
+
+
+def error_line(exc: BaseException, command: str | None = None) -> str:
+    """The one line a failed command prints: what failed, and what to do."""
+    if isinstance(exc, ConfigError):
+        what = str(exc)  # bad usage, spec, settings or a missing extra: the message says what to fix
+    elif isinstance(exc, QualityGateFailed):
+        what = f"quality gate failed: {exc}"
+    elif isinstance(exc, HmcoError):
+        what = f"{type(exc).__name__}: {exc}"
+    else:
+        return _one_line(
+            f"hmco: unexpected {type(exc).__name__}: {exc} — rerun with --verbose for the traceback, and "
+            "report it"
+        )
+    step = next_step(exc, command)
+    return _one_line(f"hmco: {what}" + (f" — {step}" if step else ""))
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: a multi-line message (a YAML parser's, a server's) joined with ``; ``."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+class _ReportedByTheCommand(logging.Filter):
+    """Drops hmco's ERROR records: a one-shot command reports its failure itself, once, at the end."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+def _long_running(args: argparse.Namespace) -> bool:
+    """``serve`` and ``rt run`` without ``--once`` log their failures as they go: nothing reports them later."""
+    if args.command == "serve":
+        return not args.once
+    return args.command == "rt" and args.action == "run" and not args.once
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``hmco`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, json=args.log_json)
+    verbose = bool(getattr(args, "verbose", False))
+    from hmco._logging import configure_logging
+
+    handler = configure_logging(args.log_level or ("INFO" if verbose else "WARNING"), json=args.log_json)
+    if not (verbose or args.log_json or _long_running(args)):  # JSON logs go to shippers: keep them whole
+        handler.addFilter(_ReportedByTheCommand())
     try:
         return int(args.func(args))
-    except (SpecError, ConfigError) as exc:
-        print(f"hmco: {exc}", file=sys.stderr)
-        return 2
-    except QualityGateFailed as exc:
-        print(f"hmco: quality gate failed: {exc}", file=sys.stderr)
-        return 1
-    except HmcoError as exc:
-        print(f"hmco: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print("hmco: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(error_line(exc, args.command), file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

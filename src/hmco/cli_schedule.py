@@ -27,7 +27,11 @@ from hmco.windows import format_duration
 if TYPE_CHECKING:
     from hmco.schedule import Catalogue, JobResult, JobRunner
 
-__all__ = ["add_parsers"]
+__all__ = ["METRICS_PORT", "add_parsers"]
+
+#: ``hmco serve``'s /metrics port: ``hmco.schedule.serve.DEFAULT_METRICS_PORT``, spelled here so that
+#: building the parser imports nothing heavy (tests/test_cli_help.py holds the two together).
+METRICS_PORT = 9477
 
 
 def _catalogue(args: argparse.Namespace, settings: Any = None) -> Catalogue:
@@ -89,9 +93,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _print_results(serve.once(_now(args)), args.json)
     if args.now:
         raise ConfigError("--now only applies to --once (a long-running serve follows the clock)")
-    serve = Serve(
-        runner, metrics_port=args.metrics_port, metrics_addr=args.metrics_addr, max_workers=args.workers
-    )
+    port = METRICS_PORT if args.metrics_port is None else args.metrics_port
+    serve = Serve(runner, metrics_port=port, metrics_addr=args.metrics_addr, max_workers=args.workers)
     serve.on_result = lambda r: print(r, flush=True)
     serve.install_signal_handlers()
     serve.start()
@@ -199,13 +202,18 @@ def _catalogue_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: Any) -> None:
-    """Add ``serve`` and ``schedule`` to the ``hmco`` command."""
-    from hmco.schedule.serve import DEFAULT_METRICS_PORT
+    """Add ``serve`` and ``schedule`` to the ``hmco`` command (importing nothing beyond the standard library)."""
+    from hmco.cli import command
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "serve",
         help="run every scheduled job, the real-time poller and Prometheus /metrics (the one-machine scheduler)",
-        description="Example: hmco serve --metrics-port 9477   |   hmco serve --once --job eia-daily-fuel",
+        examples=[
+            "hmco serve --metrics-port 9477  # every job on its schedule until SIGTERM",
+            "hmco serve --once --job eia-daily-fuel  # what is due now, then exit (cron, Kubernetes CronJob)",
+            "hmco serve --specs overrides/ --metrics-addr 0.0.0.0  # with spec overrides, scraped from outside",
+        ],
     )
     _catalogue_options(p)
     p.add_argument(
@@ -214,53 +222,103 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--now", help="with --once: act as if it were this instant (ISO 8601)")
     p.add_argument("--job", action="append", help="only this job (repeatable; default: the whole catalogue)")
     p.add_argument(
-        "--metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="port of /metrics (0: any free port)"
+        "--metrics-port",
+        type=int,
+        help=f"port of /metrics (default: {METRICS_PORT}; 0: any free port)",
     )
     p.add_argument(
         "--metrics-addr", default="127.0.0.1", help="address /metrics binds (0.0.0.0 for a scraper)"
     )
-    p.add_argument("--workers", type=int, default=4, help="jobs that may run at the same time")
+    p.add_argument("--workers", type=int, default=4, help="jobs that may run at the same time (default: 4)")
     p.add_argument(
         "--no-gate", action="store_true", help="publish WITHOUT the quality gate (warns on every run)"
     )
     p.add_argument("--json", action="store_true", help="with --once: results as JSON")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "schedule",
         help="the job catalogue: list, show a spec, run one job, export to DolphinScheduler, alert rules, dashboard",
+        examples=[
+            "hmco schedule list  # jobs, cron, time zone, SLA and next fire",
+            "hmco schedule run eia-daily-fuel  # one job now, under its lease",
+            "hmco schedule export --dolphinscheduler --out workflows/",
+        ],
     )
-    actions = p.add_subparsers(dest="action", required=True)
-    q = actions.add_parser("list", help="every job with its cron, time zone, SLA and next fire")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", title="actions")
+    q = command(
+        actions,
+        "list",
+        help="every job with its cron, time zone, SLA and next fire",
+        examples=[
+            "hmco schedule list",
+            "hmco schedule list --specs overrides/ --json  # with overrides, as JSON",
+        ],
+    )
     _catalogue_options(q)
     q.add_argument("--now", help="compute next fires from this instant (ISO 8601)")
-    q.add_argument("--json", action="store_true")
-    q = actions.add_parser("show", help="print a shipped spec (copy it into --specs DIR to override it)")
+    q.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    q = command(
+        actions,
+        "show",
+        help="print a shipped spec (copy it into --specs DIR to override it)",
+        examples=[
+            "hmco schedule show eia-daily-fuel > overrides/eia.yaml  # then edit and pass --specs overrides"
+        ],
+    )
     q.add_argument("name", help="pipeline name, e.g. eia-daily-fuel")
-    q = actions.add_parser("run", help="run one job now under its lease (exit 1 if it failed)")
+    q = command(
+        actions,
+        "run",
+        help="run one job now under its lease (exit 1 if it failed)",
+        examples=[
+            "hmco schedule run eia-daily-fuel  # what a DolphinScheduler task runs",
+            "hmco schedule run iceberg-expire-snapshots --now 2026-11-29T02:00Z  # as if it were that instant",
+        ],
+    )
     _catalogue_options(q)
     q.add_argument("name", help="job name (hmco schedule list)")
     q.add_argument("--now", help="act as if it were this instant (ISO 8601)")
     q.add_argument("--no-gate", action="store_true", help="publish WITHOUT the quality gate (warns)")
-    q.add_argument("--json", action="store_true")
-    q = actions.add_parser("export", help="write the catalogue as another scheduler's workflows")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
+    q = command(
+        actions,
+        "export",
+        help="write the catalogue as another scheduler's workflows",
+        examples=[
+            "hmco schedule export --dolphinscheduler --out workflows/  # then: pydolphinscheduler yaml -f FILE",
+            "hmco schedule export --dolphinscheduler --out wf/ --command-prefix 'source /opt/hmco/bin/activate &&'",
+        ],
+    )
     _catalogue_options(q)
     q.add_argument(
         "--dolphinscheduler", action="store_true", help="DolphinScheduler workflows (official Python API)"
     )
     q.add_argument("--out", required=True, help="directory to write one file per workflow into")
     q.add_argument(
-        "--format", choices=["yaml", "json"], default="yaml", help="yaml: `pydolphinscheduler yaml -f`"
+        "--format",
+        choices=["yaml", "json"],
+        default="yaml",
+        help="yaml (for `pydolphinscheduler yaml -f`) or json (default: yaml)",
     )
-    q.add_argument("--project", default="hmco", help="DolphinScheduler project")
+    q.add_argument("--project", default="hmco", help="DolphinScheduler project (default: hmco)")
     q.add_argument(
         "--command-prefix", help="prepended to each task command, e.g. 'source /opt/hmco/bin/activate &&'"
     )
-    q = actions.add_parser("rules", help="write Prometheus alerting rules generated from the catalogue")
+    q = command(
+        actions,
+        "rules",
+        help="write Prometheus alerting rules generated from the catalogue",
+        examples=["hmco schedule rules --out /etc/prometheus/rules/hmco-rules.yaml"],
+    )
     _catalogue_options(q)
     q.add_argument("--out", required=True, help="rules file to write (YAML)")
-    q = actions.add_parser(
-        "dashboard", help="write the Grafana dashboard (JSON model) generated from the catalogue"
+    q = command(
+        actions,
+        "dashboard",
+        help="write the Grafana dashboard (JSON model) generated from the catalogue",
+        examples=["hmco schedule dashboard --out hmco-dashboard.json  # import it in Grafana"],
     )
     _catalogue_options(q)
     q.add_argument("--out", required=True, help="dashboard file to write (JSON)")

@@ -1,4 +1,4 @@
-"""``hmco security …``: the lake's bucket policies, generated from ``hmco.security.access.ACCESS``.
+"""``hmco security …``: the lake's bucket policies and Trino's rules, generated from ``hmco.security.access.ACCESS``.
 
 ::
 
@@ -14,7 +14,11 @@ import argparse
 import json
 from typing import Any
 
-__all__ = ["add_parsers"]
+__all__ = ["DEFAULT_ACCOUNT", "add_parsers"]
+
+#: ``hmco.security.buckets.DEFAULT_ACCOUNT``, spelled here so that building the parser imports nothing
+#: heavy (tests/test_cli_help.py holds the two together).
+DEFAULT_ACCOUNT = "000000000000"
 
 
 def _lake(args: argparse.Namespace) -> Any:
@@ -43,8 +47,9 @@ def cmd_security(args: argparse.Namespace) -> int:
             print(path)
         return 0
     lake = _lake(args)
+    account = args.account or DEFAULT_ACCOUNT
     if args.action == "apply":
-        put = apply_bucket_policies(lake, account=args.account, dry_run=args.dry_run)
+        put = apply_bucket_policies(lake, account=account, dry_run=args.dry_run)
         documents = {"roles": role_policies(lake), "buckets": put}
         if args.json:
             print(json.dumps(documents, indent=2))
@@ -58,51 +63,71 @@ def cmd_security(args: argparse.Namespace) -> int:
             print(json.dumps(doc, indent=2))
         return 0
     if args.action == "report":
-        report = bucket_policy_report(lake, account=args.account)
+        report = bucket_policy_report(lake, account=account)
         print(json.dumps(report.to_dict(), indent=2) if args.json else report)
         return 0 if report.ok else 1
     raise ConfigError(f"unknown security action {args.action!r}")
 
 
 def _account_option(p: argparse.ArgumentParser) -> None:
-    from hmco.security.buckets import DEFAULT_ACCOUNT
-
     p.add_argument(
         "--account",
-        default=DEFAULT_ACCOUNT,
         help=f"account of the role users' ARNs in Principal (default {DEFAULT_ACCOUNT}, SeaweedFS's)",
     )
 
 
 def add_parsers(sub: Any) -> None:
-    """Add ``security`` (``apply``, ``report``) to the ``hmco`` command."""
+    """Add ``security`` (``apply``, ``report``, ``trino``) to the ``hmco`` command."""
+    from hmco.cli import command
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "security",
         help="who may do what: bucket policies (apply, report) and Trino's access rules (trino), from one ACCESS",
-        description="Example: hmco security apply --dry-run   |   hmco security report --json",
+        examples=[
+            "hmco security apply --dry-run  # the policy documents, put nowhere",
+            "hmco security report --json  # what is in force, and any drift (exit 1)",
+            "hmco security trino --out etc/security",
+        ],
     )
-    actions = p.add_subparsers(dest="action", required=True)
-    q = actions.add_parser(
-        "apply", help="put each tier bucket's policy with the admin's keys (this storage prefix's statements)"
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", title="actions")
+    q = command(
+        actions,
+        "apply",
+        help="put each tier bucket's policy with the admin's keys (this storage prefix's statements)",
+        examples=[
+            "hmco security apply --dry-run  # print the documents; put nothing",
+            "hmco --profile cluster.yaml security apply  # PutBucketPolicy on every tier bucket",
+        ],
     )
     q.add_argument(
         "--dry-run", action="store_true", help="print the documents that would be put; put nothing"
     )
     q.add_argument("--json", action="store_true", help="print the documents as one JSON object")
     _account_option(q)
-    q = actions.add_parser(
-        "report", help="read every tier bucket's policy back; exit 1 if it differs from ACCESS"
+    q = command(
+        actions,
+        "report",
+        help="read every tier bucket's policy back; exit 1 if it differs from ACCESS",
+        examples=["hmco security report", "hmco security report --json > policies.json"],
     )
     q.add_argument("--json", action="store_true", help="the report (and the policies in force) as JSON")
     _account_option(q)
-    q = actions.add_parser(
-        "trino", help="write Trino's file-based access rules and resource groups generated from ACCESS"
+    q = command(
+        actions,
+        "trino",
+        help="write Trino's file-based access rules and resource groups generated from ACCESS",
+        examples=[
+            "hmco security trino --out etc/security --refresh-period 10s",
+            "hmco security trino --out etc/security --cluster-cores 64  # with CPU limits per group",
+        ],
     )
     q.add_argument(
         "--out", required=True, help="directory for rules.json, resource-groups.json and etc/ snippets"
     )
-    q.add_argument("--catalog", default="iceberg", help="the Trino catalog holding the hub_* schemas")
+    q.add_argument(
+        "--catalog", default="iceberg", help="the Trino catalog holding the hub_* schemas (default: iceberg)"
+    )
     q.add_argument(
         "--refresh-period", help="let Trino re-read the rules this often without a restart, e.g. 10s"
     )

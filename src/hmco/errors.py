@@ -8,7 +8,9 @@
     │   ├── MissingDependency         an optional extra is not installed (names the extra)
     │   └── AccessDenied              S3 or Trino refused a role an action (names role, action, object)
     ├── SourceError                   fetching from a source failed
+    │   ├── HostNotFound              the source's host name does not resolve (names host and setting)
     │   ├── SourceUnavailable   [T]   connection error, timeout, HTTP 5xx
+    │   │   └── ConnectionFailed [T]  connection refused or reset (a few quick retries, then this)
     │   ├── RateLimited         [T]   HTTP 429 / throttle page; carries ``retry_after`` seconds
     │   ├── AuthenticationError       key missing, invalid or suspended
     │   ├── RequestRejected           the source refused the request (bad parameter, window too long …)
@@ -58,7 +60,9 @@ __all__ = [
     "BackupUnusable",
     "CommitConflict",
     "ConfigError",
+    "ConnectionFailed",
     "HmcoError",
+    "HostNotFound",
     "IncompatibleSchemaChange",
     "LakeStateError",
     "MissingDependency",
@@ -159,6 +163,17 @@ class SourceError(HmcoError):
 
 class SourceUnavailable(SourceError, TransientError):
     """A source could not be reached or answered with a server error (5xx, timeout)."""
+
+
+class ConnectionFailed(SourceUnavailable):
+    """The host refused or reset the connection (or did not answer the connect) through a few quick retries."""
+
+
+class HostNotFound(SourceError, TerminalError):
+    """The source's host name does not resolve: its ``base_url`` (or this machine's DNS) needs fixing.
+
+    Not retried: a name that does not resolve now will not resolve in a few seconds either.
+    """
 
 
 class RateLimited(SourceError, TransientError):
