@@ -135,6 +135,8 @@ def test_two_serves_never_run_one_pipeline_and_a_killed_one_catches_up_without_g
 
     a = _serve_once(home, specs, now)
     a.wait_for(r"synth-long: window .* published")  # A holds the lease and is committing windows
+    # Freeze A mid-run (alive, lease held) so B's start-up, however slow, meets it still running.
+    a.p.send_signal(signal.SIGSTOP)
     b = _serve_once(home, specs, now)
     assert b.finish() == 0, b.output
     [skipped] = _results(b)
