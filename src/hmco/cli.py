@@ -130,8 +130,16 @@ def cmd_archive(args: argparse.Namespace) -> int:
         from hmco.sources.base import get_source_class
 
         desc = archive.describe(args.replay)
-        source = get_source_class(desc["source"])(desc["dataset"], settings=settings)
-        table = archive.replay(args.replay, source)
+        cls = get_source_class(desc["source"])
+        if desc["dataset"] in cls.datasets:
+            table = archive.replay(args.replay, cls(desc["dataset"], settings=settings))
+        elif hasattr(cls, "parse_nodes"):  # a node catalogue page (dataset "nodes"), not prices
+            catalogue: Any = cls(settings=settings)
+            table = catalogue.parse_nodes([archive.get(args.replay)])
+        else:
+            raise ConfigError(
+                f"{args.replay}: {desc['source']} has no dataset {desc['dataset']!r} to replay it with"
+            )
         print(f"{args.replay}: {desc['size']:,} bytes fetched {desc['fetched_at']} → {table.num_rows:,} rows")
         with pl.Config(tbl_rows=args.limit, tbl_hide_dataframe_shape=True):
             print(pl.from_arrow(table.slice(0, args.limit)))
