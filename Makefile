@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hmco-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format bench system-deps clean
+.PHONY: install demo test lint format docs bench system-deps clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hmco needs Python >= 3.11"'
@@ -33,6 +33,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks examples
 	$(BIN)/ruff format src tests benchmarks examples
 
+## The documentation site (guides + API reference from the docstrings + CLI reference) into site/;
+## --strict: a broken link or cross-reference fails the build. tests/test_docs.py runs the same build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 ## Benchmarks (pytest-benchmark): rows/s and MB/s, each with its baseline measured in the same run.
 bench: $(STAMP) system-deps
 	$(BIN)/pytest benchmarks -p no:cacheprovider --benchmark-only --benchmark-columns=min,mean,max,rounds \
@@ -43,4 +48,4 @@ system-deps:
 	@scripts/ensure-system-deps.sh
 
 clean:
-	rm -rf $(VENV) .hmco .pytest_cache .mypy_cache .ruff_cache .benchmarks
+	rm -rf $(VENV) .hmco site .pytest_cache .mypy_cache .ruff_cache .benchmarks

@@ -18,6 +18,8 @@ from hmco.lake import Lake
 from hmco.maintenance import catalog_backup as cb
 from hmco.maintenance.backup_records import BackupCatalog
 from hmco.query.lake import LakeSQL
+from hmco.schemas import get_dataset
+from hmco.sinks.iceberg import IcebergSink
 from hmco.sources.synthetic import SyntheticISO
 from hmco.windows import Window
 from tests.support.servers import S3_KEY, S3_SECRET, Postgres, SeaweedFS, _wait
@@ -34,6 +36,9 @@ def _filled(settings: Settings, window: Window = HOURS) -> Lake:
     lake.create_tiers()
     report = Pipeline(SyntheticISO(nodes=NODES, settings=settings), lake=lake, name="rt").run(window)
     assert report.ok
+    # A second table in another namespace (the staged tier), so backups cover more than one.
+    rows = lake.table("rt_lmp").scan().to_arrow()
+    IcebergSink(lake, "staged").write(rows, dataset=get_dataset("rt_lmp"), window=window, batch_id="staged")
     return lake
 
 

@@ -1,7 +1,7 @@
 """Expectations evaluated directly on Arrow: schema types, continuity and recency of interval series.
 
 Great Expectations has no continuity or recency expectation, and it sees pandas dtypes rather than the
-Arrow types hmco's schemas declare, so these kinds run here, vectorized (pyarrow / polars), and are
+Arrow types hmco's schemas declare, so these kinds run here, vectorized (pyarrow / numpy), and are
 reported as ordinary :class:`~hmco.quality.gate.ExpectationOutcome`\\ s in the same result. Each is an
 Arrow check, ``(table, exp, ctx) -> ExpectationOutcome``, registered in :mod:`hmco.quality.kinds`.
 """
@@ -9,6 +9,7 @@ Arrow check, ``(table, exp, ctx) -> ExpectationOutcome``, registered in :mod:`hm
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hmco.quality.gate import ExpectationOutcome
+from hmco.quality.scan import BatchScan
 from hmco.windows import Window, parse_duration
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ __all__ = [
     "check_types",
     "json_safe",
     "missing_columns_outcome",
+    "scan_of",
 ]
 
 _TS_US = pa.timestamp("us", tz="UTC")
@@ -54,6 +57,12 @@ def json_safe(value: Any) -> Any:
         except ValueError:  # pandas NaT
             return None
     return str(value)
+
+
+def scan_of(table: pa.Table, ctx: CheckContext) -> BatchScan:
+    """The gate's shared scan of ``table``, or a fresh one when a check is called on its own."""
+    scan = ctx.scan
+    return scan if scan is not None and scan.table is table else BatchScan(table)
 
 
 def missing_columns_outcome(exp: Expectation, missing: list[str]) -> ExpectationOutcome:
@@ -84,59 +93,32 @@ def check_continuity(table: pa.Table, exp: Expectation, ctx: CheckContext) -> Ex
     """One row per series and step: count missing steps, duplicate timestamps and off-grid points.
 
     Per series the expected steps run from its first to its last timestamp (or over the whole window
-    when ``params.edges`` is true). Computed with one polars ``group_by``; the missing timestamps are
-    listed only for the sampled series. The gate has checked that the columns are present.
+    when ``params.edges`` is true). Vectorized on integer codes, no sort: series ids come from the
+    shared scan (the codes ``unique.primary_key`` also uses), each on-grid row's step is a slot in one
+    bitmap over every series' span, so distinct steps per series are a ``bincount``. The gate has
+    checked that the columns are present.
     """
-    pl = _polars()
     tcol = str(exp.params.get("time_column", "ts"))
-    keys = list(exp.columns)
+    keys = tuple(exp.columns)
     window = ctx.window
     if not pa.types.is_timestamp(table.schema.field(tcol).type):
         return _error(exp, f"time column {tcol!r} is {table.schema.field(tcol).type}, not a timestamp")
     step = int(parse_duration(exp.params["frequency"]) / timedelta(microseconds=1))
     edges = bool(exp.params.get("edges", False)) and window is not None
-    df = pl.from_arrow(table.select([*keys, tcol]))
-    assert isinstance(df, pl.DataFrame)
-    t = pl.col(tcol).dt.epoch("us")
-    df = df.filter(pl.col(tcol).is_not_null()).with_columns(_t=t)
-    t = pl.col("_t")
-    if edges:
-        assert window is not None
-        lo, hi = _micros(window.start), _micros(window.end)
-        anchor: Any = pl.lit(lo)
-        span_first, span_last = pl.lit(lo), pl.lit(lo + ((hi - lo - 1) // step) * step)
-        # A row outside the window must not stand in for a missing step inside it: it counts as off-grid.
-        on_grid = (((t - anchor) % step) == 0) & (t >= lo) & (t < hi)
-    else:
-        anchor, span_first, span_last = t.min(), t.min(), t.max()
-        on_grid = ((t - anchor) % step) == 0
-    agg = df.group_by(keys).agg(
-        rows=pl.len(),
-        distinct=t.n_unique(),
-        on_grid=t.filter(on_grid).n_unique(),
-        first=t.min(),
-        last=t.max(),
-        expected=((span_last - span_first) // step + 1),
-    )
-    agg = agg.with_columns(
-        missing=(pl.col("expected") - pl.col("on_grid")).clip(lower_bound=0),
-        duplicates=pl.col("rows") - pl.col("distinct"),
-        off_grid=pl.col("distinct") - pl.col("on_grid"),
-    )
-    bad = agg.filter((pl.col("missing") > 0) | (pl.col("duplicates") > 0) | (pl.col("off_grid") > 0))
-    bad = bad.sort(keys)  # group_by order is arbitrary: sample the same series on every run
-    totals = bad.select(pl.col("missing").sum(), pl.col("duplicates").sum(), pl.col("off_grid").sum()).row(0)
-    missing, dupes, off = (int(x or 0) for x in totals)
-    sample = _sample_series(df, bad.head(ctx.sample_size), keys, step, edges, window) if bad.height else []
+    scan = scan_of(table, ctx)
+    stats = _series_stats(scan, keys, tcol, step, window if edges else None)
+    bad = np.flatnonzero((stats.missing > 0) | (stats.duplicates > 0) | (stats.off_grid > 0))
+    missing, dupes, off = (int(stats.missing.sum()), int(stats.duplicates.sum()), int(stats.off_grid.sum()))
+    sample = _sample_series(scan, stats, bad, keys, step, ctx.sample_size) if len(bad) else []
     return exp.outcome(
-        bad.height == 0,
+        len(bad) == 0,
         column=tcol,
         unexpected_count=missing + dupes + off,
         unexpected_sample=sample,
         details={
             **_ARROW,
-            "series_checked": agg.height,
-            "series_failing": bad.height,
+            "series_checked": len(stats.rows),
+            "series_failing": len(bad),
             "missing_intervals": missing,
             "duplicate_rows": dupes,
             "off_grid_rows": off,
@@ -186,34 +168,167 @@ def check_recency(table: pa.Table, exp: Expectation, ctx: CheckContext) -> Expec
     )
 
 
+@dataclass(frozen=True)
+class _SeriesStats:
+    """Per-series continuity counts (arrays indexed by dense series number) and the row arrays behind them."""
+
+    rows: np.ndarray  # rows with a timestamp
+    first: np.ndarray
+    last: np.ndarray
+    expected: np.ndarray  # steps from the grid's first to its last point
+    missing: np.ndarray
+    duplicates: np.ndarray
+    off_grid: np.ndarray  # distinct off-grid timestamps
+    grid_first: np.ndarray
+    series: np.ndarray  # per row (with a timestamp): dense series number
+    times: np.ndarray  # per row: epoch microseconds
+    on_grid: np.ndarray | None  # per row; None: every row is on the grid
+    slots: np.ndarray  # per row: step number from the series' grid start
+    rows_index: np.ndarray | None  # batch row of each entry (None: every row, in order)
+
+
+def _series_stats(
+    scan: BatchScan, keys: tuple[str, ...], tcol: str, step: int, window: Window | None
+) -> _SeriesStats:
+    """Rows, span, distinct on/off-grid steps and duplicates per series; ``window``: grid spans the window."""
+    times, valid = scan.epoch_micros(tcol)
+    groups = scan.groups(keys) if keys else None
+    ids = groups.ids if groups is not None else np.zeros(len(times), np.int64)
+    size = groups.size if groups is not None else 1
+    rows_index = None
+    if valid is not None:
+        rows_index = np.flatnonzero(valid)
+        ids, times = ids[rows_index], times[rows_index]
+    counts = np.bincount(ids, minlength=size)
+    present = np.flatnonzero(counts)
+    n = len(present)
+    if n == size:  # every group id has rows (e.g. one ISO and market): ids are already series numbers
+        series, rows = ids, counts
+    else:
+        dense = np.full(size, -1, np.int64)
+        dense[present] = np.arange(n)
+        series, rows = dense[ids], counts[present]
+    first = np.full(n, np.iinfo(np.int64).max, np.int64)
+    last = np.full(n, np.iinfo(np.int64).min, np.int64)
+    np.minimum.at(first, series, times)
+    np.maximum.at(last, series, times)
+    if window is not None:
+        lo, hi = _micros(window.start), _micros(window.end)
+        grid_first = np.full(n, lo, np.int64)
+        expected = np.full(n, (hi - lo - 1) // step + 1, np.int64)
+        offsets = times - lo
+    else:
+        grid_first = first
+        expected = (last - first) // step + 1
+        offsets = times - first[series]
+    slots = offsets // step
+    grid_rows = slots * step == offsets
+    if window is not None:
+        # A row outside the window must not stand in for a missing step inside it: it counts as off-grid.
+        grid_rows &= (times >= lo) & (times < hi)
+    on_grid = None if grid_rows.all() else grid_rows
+    on_series = series if on_grid is None else series[on_grid]
+    on_slots = slots if on_grid is None else slots[on_grid]
+    distinct_on = _distinct_steps(on_series, on_slots, expected)
+    distinct_off = np.zeros(n, np.int64)
+    if on_grid is not None:
+        off = ~on_grid
+        distinct_off = _distinct_pairs(series[off], times[off], n)
+    return _SeriesStats(
+        rows=rows,
+        first=first,
+        last=last,
+        expected=expected,
+        missing=np.clip(expected - distinct_on, 0, None),
+        duplicates=rows - distinct_on - distinct_off,
+        off_grid=distinct_off,
+        grid_first=grid_first,
+        series=series,
+        times=times,
+        on_grid=on_grid,
+        slots=slots,
+        rows_index=rows_index,
+    )
+
+
+def _distinct_steps(series: np.ndarray, slots: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Distinct grid steps per series: one bitmap over all series' spans, or a sort when spans are huge."""
+    total = int(expected.sum())
+    if len(expected) == 0:
+        return np.zeros(0, np.int64)
+    if total > max(4 * len(series), 1 << 20):  # a stray far-off timestamp: don't allocate its whole span
+        return _distinct_pairs(series, slots, len(expected))
+    starts = np.cumsum(expected) - expected
+    occupied = np.bincount(starts[series] + slots, minlength=total) > 0
+    return np.add.reduceat(occupied, starts, dtype=np.int64)
+
+
+def _distinct_pairs(series: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Distinct ``values`` per series by sorting the pairs (used for the few off-grid rows)."""
+    if len(series) == 0:
+        return np.zeros(n, np.int64)
+    order = np.lexsort((values, series))
+    s, v = series[order], values[order]
+    new = np.ones(len(s), bool)
+    new[1:] = (s[1:] != s[:-1]) | (v[1:] != v[:-1])
+    return np.bincount(s[new], minlength=n)
+
+
 def _sample_series(
-    df: Any, bad: Any, keys: list[str], step: int, edges: bool, window: Window | None
+    scan: BatchScan, stats: _SeriesStats, bad: np.ndarray, keys: tuple[str, ...], step: int, limit: int
 ) -> list[dict[str, Any]]:
-    """Describe up to ``len(bad)`` failing series, with their first few missing timestamps."""
-    pl = _polars()
-    rows = df.join(bad.select(keys), on=keys, how="semi").group_by(keys).agg(pl.col("_t").sort())
-    times = {tuple(r[:-1]): np.asarray(r[-1], dtype=np.int64) for r in rows.iter_rows()}
+    """Describe the first ``limit`` failing series in key order, with their first few missing timestamps."""
+    rows_of_bad = np.flatnonzero(np.isin(stats.series, bad))
+    bad_series, first_at = np.unique(stats.series[rows_of_bad], return_index=True)
+    batch_rows = (
+        rows_of_bad[first_at] if stats.rows_index is None else stats.rows_index[rows_of_bad[first_at]]
+    )
+    key_rows = scan.table.select(list(keys)).take(pa.array(batch_rows)).to_pylist()
+    ordered = sorted(zip(bad_series.tolist(), key_rows, strict=True), key=lambda p: _key_order(p[1], keys))
+    chosen = ordered[:limit]
+    wanted = np.array([s for s, _ in chosen], np.int64)
+    on = np.isin(stats.series, wanted)
+    if stats.on_grid is not None:
+        on &= stats.on_grid
+    steps_by_series: dict[int, np.ndarray] = {}
+    sel = np.flatnonzero(on)
+    order = np.argsort(stats.series[sel], kind="stable")
+    sel_series, sel_slots = stats.series[sel][order], stats.slots[sel][order]
+    for s, start, end in _runs(sel_series):
+        steps_by_series[s] = np.unique(sel_slots[start:end])
     out: list[dict[str, Any]] = []
-    for rec in bad.iter_rows(named=True):
-        ts = times.get(tuple(rec[k] for k in keys), np.empty(0, dtype=np.int64))
-        if edges and window is not None:
-            first, last = _micros(window.start), _micros(window.end) - 1
-        else:
-            first, last = int(rec["first"]), int(rec["last"])
-        grid = np.arange(first, last + 1, step, dtype=np.int64)
-        gaps = np.setdiff1d(grid, ts, assume_unique=False)[:5]
+    for s, key in chosen:
+        present = steps_by_series.get(s, np.empty(0, np.int64))
+        candidates = np.arange(min(int(stats.expected[s]), len(present) + 5), dtype=np.int64)
+        gaps = np.setdiff1d(candidates, present, assume_unique=True)[:5]
+        grid_first = int(stats.grid_first[s])
         out.append(
             {
-                **{k: rec[k] for k in keys},
-                "first": _iso(int(rec["first"])),
-                "last": _iso(int(rec["last"])),
-                "missing": int(rec["missing"]),
-                "duplicates": int(rec["duplicates"]),
-                "off_grid": int(rec["off_grid"]),
-                "missing_ts": [_iso(int(x)) for x in gaps],
+                **key,
+                "first": _iso(int(stats.first[s])),
+                "last": _iso(int(stats.last[s])),
+                "missing": int(stats.missing[s]),
+                "duplicates": int(stats.duplicates[s]),
+                "off_grid": int(stats.off_grid[s]),
+                "missing_ts": [_iso(grid_first + int(g) * step) for g in gaps],
             }
         )
-    return out
+    return json_safe(out)
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(value, start, end)`` of each run of equal values in a sorted array."""
+    if len(values) == 0:
+        return []
+    edges = np.flatnonzero(np.diff(values)) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [len(values)]])
+    return [(int(values[a]), int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+
+
+def _key_order(key: dict[str, Any], keys: tuple[str, ...]) -> tuple[Any, ...]:
+    """The order failing series are sampled in (stable across runs): by key, missing values first."""
+    return tuple((key[k] is not None, key[k] if key[k] is not None else 0) for k in keys)
 
 
 def _error(exp: Expectation, message: str) -> ExpectationOutcome:
@@ -228,9 +343,3 @@ def _micros(value: datetime) -> int:
 
 def _iso(micros: int) -> str:
     return (_EPOCH + timedelta(microseconds=micros)).isoformat()
-
-
-def _polars() -> Any:
-    import polars  # deferred: keeps `import hmco` fast
-
-    return polars

@@ -34,7 +34,12 @@ class ExpectationOutcome:
 
 @dataclass(frozen=True)
 class GateResult:
-    """What a gate concluded about one batch."""
+    """What a gate concluded about one batch.
+
+    ``engine`` says who judged: ``"hmco"`` (native), ``"great_expectations"`` or
+    ``"hmco+great_expectations"`` (both ran: a GX-only kind, or GX's result document of a failing batch,
+    which ``meta["great_expectations"]`` then holds). ``meta["seconds"]`` times the gate's parts.
+    """
 
     dataset: str
     outcomes: list[ExpectationOutcome]

@@ -1,16 +1,12 @@
-"""Run an hmco :class:`~hmco.quality.suites.Suite` on Great Expectations 1.x: the publish gate.
+"""Run expectations on Great Expectations 1.x: the ``great_expectations`` engine and GX's result documents.
 
-:class:`ExpectationGate` implements :class:`~hmco.quality.gate.Gate`. GX is imported on first use
-(it takes seconds and loads scipy), into one process-wide *ephemeral* context with analytics and
-progress bars off. Each suite is compiled once into a GX suite + validation definition and cached by
-the suite's fingerprint, so a batch costs one Arrow→pandas conversion and one ``ValidationDefinition.run``.
-
-Routing follows each expectation's registered kind (:mod:`hmco.quality.kinds`): GX kinds (``columns``,
-``not_null``, ``unique``, ``between``, ``in_set``, ``row_count``) run in that one GX validation; Arrow
-kinds (``types``: Arrow types, which pandas dtypes cannot express; ``continuity`` and ``recency``: no GX
-builtin, and recency needs the window) run vectorized on the batch. Every outcome lands in one
-:class:`GateResult`, in suite order. An expectation whose columns are missing from the batch, or that
-GX cannot evaluate, counts as failed.
+GX is imported on first use (it takes seconds and loads scipy), into one process-wide *ephemeral*
+context with analytics and progress bars off. Each set of expectations is compiled once into a GX suite
++ validation definition and cached by its fingerprint, so a batch costs one Arrow→pandas conversion and
+one ``ValidationDefinition.run``. :func:`validate` returns hmco outcomes and GX's own result document;
+:class:`~hmco.quality.expectation_gate.ExpectationGate` decides when GX runs (every batch with
+``engine="great_expectations"``; otherwise only for kinds without a native implementation and for the
+document of a failing batch).
 """
 
 from __future__ import annotations
@@ -23,16 +19,13 @@ from typing import Any
 import pyarrow as pa
 
 from hmco._dependencies import import_optional
-from hmco.quality.checks import json_safe, missing_columns_outcome
-from hmco.quality.gate import ExpectationOutcome, GateResult
-from hmco.quality.kinds import CheckContext, get_kind
-from hmco.quality.suites import Expectation, Suite, default_suite
-from hmco.schemas import Dataset, get_dataset
+from hmco.quality.checks import json_safe
+from hmco.quality.gate import ExpectationOutcome
+from hmco.quality.kinds import get_kind
+from hmco.quality.suites import Expectation, Suite
 from hmco.windows import Window
 
-__all__ = ["ExpectationGate"]
-
-_GX = "great_expectations"
+__all__ = ["GXRun", "missing_result", "validate"]
 
 
 @dataclass
@@ -113,101 +106,48 @@ class _GXRuntime:
             return result
 
 
-class ExpectationGate:
-    """A :class:`~hmco.quality.gate.Gate` running a suite on Great Expectations (plus Arrow checks).
+@dataclass(frozen=True)
+class GXRun:
+    """One Great Expectations validation of a batch: hmco outcomes, GX's own result document, timings."""
 
-    Args:
-        suite: the expectations; ``None`` means ``default_suite(dataset)`` of each checked dataset.
-        sample_size: how many unexpected values to keep per failing expectation.
+    outcomes: dict[str, ExpectationOutcome]
+    document: dict[str, Any]
+    seconds: dict[str, float]
+
+
+def validate(
+    dataset: str, expectations: list[Expectation], table: pa.Table, window: Window | None, sample_size: int
+) -> GXRun:
+    """Run ``expectations`` (GX kinds, columns present) on ``table`` in one GX validation.
+
+    The set is compiled once per content (cached by fingerprint). Unexpected samples are the rows GX
+    names (``partial_unexpected_index_list``) read back from Arrow, so they look the same whichever
+    engine judged. ``document`` is GX's JSON result (``ExpectationSuiteValidationResult``), strict JSON.
     """
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    runtime = _GXRuntime.get()
+    compiled = runtime.compile(Suite(dataset, tuple(expectations)), expectations)
+    seconds["gx_compile"] = time.perf_counter() - t0
 
-    engine = "great_expectations"
+    t0 = time.perf_counter()
+    frame = _to_pandas(table, expectations)
+    seconds["to_pandas"] = time.perf_counter() - t0
 
-    def __init__(self, suite: Suite | None = None, *, sample_size: int = 20) -> None:
-        self.suite = suite
-        self.sample_size = sample_size
+    t0 = time.perf_counter()
+    params = _parameters(compiled.parameterized, window)
+    result = runtime.run(compiled, frame, params, sample_size)
+    seconds["gx_run"] = time.perf_counter() - t0
 
-    def __repr__(self) -> str:
-        name = self.suite.dataset if self.suite else "default"
-        return f"ExpectationGate({name}, {len(self.suite) if self.suite else 'default'} expectations)"
-
-    def suite_for(self, dataset: Dataset | str) -> Suite:
-        ds = get_dataset(dataset)
-        if self.suite is None:
-            return default_suite(ds)
-        if self.suite.dataset != ds.name:
-            raise ValueError(f"gate suite is for {self.suite.dataset!r}, asked to check {ds.name!r}")
-        return self.suite
-
-    def check(self, table: pa.Table, dataset: Dataset | str, window: Window | None = None) -> GateResult:
-        """Validate one batch; error-level failures make ``result.passed`` false."""
-        ds = get_dataset(dataset)
-        suite = self.suite_for(ds)
-        timings: dict[str, float] = {}
-        outcomes: dict[str, ExpectationOutcome] = {}
-        present = set(table.column_names)
-
-        t0 = time.perf_counter()
-        ctx = CheckContext(window=window, sample_size=self.sample_size)
-        runnable: list[Expectation] = []
-        for exp in suite:
-            kind = get_kind(exp.kind)
-            absent = [c for c in exp.key_columns if c not in present] if kind.require_columns else []
-            if absent:  # GX would only say "metric error", an Arrow check would raise: name the column
-                outcomes[exp.name] = missing_columns_outcome(exp, absent)
-            elif kind.check is not None:
-                outcomes[exp.name] = kind.check(table, exp, ctx)
-            else:
-                runnable.append(exp)
-        timings["arrow"] = time.perf_counter() - t0
-        if runnable:
-            outcomes.update(self._run_gx(suite, runnable, table, window, timings))
-
-        ordered = [outcomes[e.name] for e in suite if e.name in outcomes]
-        timings["total"] = time.perf_counter() - t0
-        return GateResult(
-            dataset=ds.name,
-            outcomes=ordered,
-            row_count=table.num_rows,
-            window=(window.start.isoformat(), window.end.isoformat()) if window else None,
-            engine=self.engine,
-            meta={"suite": suite.fingerprint, "seconds": {k: round(v, 4) for k, v in timings.items()}},
-        )
-
-    def _run_gx(
-        self,
-        suite: Suite,
-        runnable: list[Expectation],
-        table: pa.Table,
-        window: Window | None,
-        timings: dict[str, float],
-    ) -> dict[str, ExpectationOutcome]:
-        t0 = time.perf_counter()
-        runtime = _GXRuntime.get()
-        # Compile the suite's runnable part (a suite minus expectations on missing columns is its own key).
-        gx_part = [e for e in suite if get_kind(e.kind).engine == _GX]
-        sub = suite if len(runnable) == len(gx_part) else Suite(suite.dataset, tuple(runnable))
-        compiled = runtime.compile(sub, runnable)
-        timings["gx_compile"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        frame = _to_pandas(table, runnable)
-        timings["to_pandas"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        params = _parameters(compiled.parameterized, window)
-        result = runtime.run(compiled, frame, params, self.sample_size)
-        timings["gx_run"] = time.perf_counter() - t0
-
-        outcomes: dict[str, ExpectationOutcome] = {}
-        for res in result.results:
-            name = (res.expectation_config.meta or {}).get("hmco_name")
-            exp = compiled.gx_names.get(name) if name else None
-            if exp is not None:
-                outcomes[exp.name] = _outcome(exp, res, self.sample_size)
-        for exp in runnable:  # an expectation GX dropped from its results did not pass
-            outcomes.setdefault(exp.name, missing_result(exp))
-        return outcomes
+    outcomes: dict[str, ExpectationOutcome] = {}
+    for res in result.results:
+        name = (res.expectation_config.meta or {}).get("hmco_name")
+        exp = compiled.gx_names.get(name) if name else None
+        if exp is not None:
+            outcomes[exp.name] = _outcome(exp, res, sample_size, table)
+    for exp in expectations:  # an expectation GX dropped from its results did not pass
+        outcomes.setdefault(exp.name, missing_result(exp))
+    return GXRun(outcomes, json_safe(result.to_json_dict()), seconds)
 
 
 def _to_pandas(table: pa.Table, expectations: list[Expectation]) -> Any:
@@ -234,6 +174,22 @@ def _parameters(expectations: list[Expectation], window: Window | None) -> dict[
     return out
 
 
+def _sample(exp: Expectation, result: dict[str, Any], table: pa.Table) -> list[Any]:
+    """The unexpected values GX reports, read from the Arrow rows it names (pandas would show NaN/NaT)."""
+    listed = list(result.get("partial_unexpected_list") or [])
+    rows = result.get("partial_unexpected_index_list")
+    if not listed or not isinstance(rows, list) or len(rows) != len(listed):
+        return listed
+    if not all(isinstance(r, int) and 0 <= r < table.num_rows for r in rows):
+        return listed
+    if isinstance(listed[0], dict):
+        columns = [c for c in listed[0] if c in table.column_names]
+        return table.select(columns).take(pa.array(rows, pa.int64())).to_pylist()
+    if exp.column is not None and exp.column in table.column_names:
+        return table.column(exp.column).take(pa.array(rows, pa.int64())).to_pylist()
+    return listed
+
+
 def missing_result(exp: Expectation) -> ExpectationOutcome:
     return ExpectationOutcome(
         name=exp.name,
@@ -244,7 +200,7 @@ def missing_result(exp: Expectation) -> ExpectationOutcome:
     )
 
 
-def _outcome(exp: Expectation, res: Any, sample_size: int) -> ExpectationOutcome:
+def _outcome(exp: Expectation, res: Any, sample_size: int, table: pa.Table) -> ExpectationOutcome:
     """Translate one GX ``ExpectationValidationResult`` into an hmco outcome."""
     result = dict(res.result or {})
     details: dict[str, Any] = {
@@ -264,7 +220,7 @@ def _outcome(exp: Expectation, res: Any, sample_size: int) -> ExpectationOutcome
         if key in result:
             details[key] = json_safe(result[key])
     read_sample = get_kind(exp.kind).sample
-    sample = read_sample(result) if read_sample is not None else (result.get("partial_unexpected_list") or [])
+    sample = read_sample(result) if read_sample is not None else _sample(exp, result, table)
     unexpected = result.get("unexpected_count")
     return ExpectationOutcome(
         name=exp.name,

@@ -4,10 +4,15 @@ A kind is one function plus one registration. The function says how the kind run
 engines:
 
 * ``engine="arrow"``: ``check(table, exp, ctx) -> ExpectationOutcome`` judges the batch directly on
-  Arrow (``ctx`` is a :class:`CheckContext`: the window and the sample size);
+  Arrow (``ctx`` is a :class:`CheckContext`: the window, the sample size and the batch's shared
+  :class:`~hmco.quality.scan.BatchScan`);
 * ``engine="great_expectations"``: ``factory(gxe, exp)`` returns a Great Expectations 1.x expectation
   built from ``gxe`` (the ``great_expectations.expectations`` module, passed in so that GX is imported
-  only when a gate first checks a batch). It is compiled once per suite and must not depend on the window.
+  only when it runs). It is compiled once per suite and must not depend on the window.
+
+A GX kind may also give ``native=`` an Arrow check with the same verdicts: the default gate
+(``engine="hmco"``) then runs it natively and calls GX only for kinds without one, and for the result
+document of a failing batch. The built-in GX kinds all have one (:mod:`hmco.quality.native`).
 
 The registration holds the rest: ``validate(exp)`` (raise ``ValueError``; it runs whenever an
 :class:`~hmco.quality.suites.Expectation` of the kind is built, so a bad spec fails when loaded) and
@@ -42,6 +47,7 @@ from datetime import timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from hmco.quality import native as _native
 from hmco.quality.checks import check_continuity, check_recency, check_types
 from hmco.windows import Window, parse_duration
 
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from hmco.quality.gate import ExpectationOutcome
+    from hmco.quality.scan import BatchScan
     from hmco.quality.suites import Expectation
 
 __all__ = [
@@ -76,10 +83,15 @@ _registry: dict[str, ExpectationKind] = {}
 
 @dataclass(frozen=True)
 class CheckContext:
-    """What an Arrow check knows besides the batch: the window it covers and how much to sample."""
+    """What an Arrow check knows besides the batch: the window, how much to sample, the shared scan.
+
+    ``scan`` is the gate's :class:`~hmco.quality.scan.BatchScan` of the batch being checked (missing
+    counts, codes, duplicate groups computed once for all expectations); ``None`` outside a gate.
+    """
 
     window: Window | None = None
     sample_size: int = 20
+    scan: BatchScan | None = None
 
 
 @dataclass(frozen=True)
@@ -88,8 +100,10 @@ class ExpectationKind:
 
     Attributes:
         name: the value of ``Expectation.kind``.
-        engine: ``"arrow"`` (``check`` is set) or ``"great_expectations"`` (``factory`` is set).
-        check: the Arrow check, ``(table, exp, ctx) -> ExpectationOutcome``.
+        engine: ``"arrow"`` (``check`` is set) or ``"great_expectations"`` (``factory`` is set, and
+            ``check`` too when the kind has a native implementation).
+        check: the native (Arrow) check, ``(table, exp, ctx) -> ExpectationOutcome``: the registered
+            function of an Arrow kind, or ``native=`` of a GX kind.
         factory: the GX expectation factory, ``(gxe, exp) -> gx expectation``.
         validate: raises ``ValueError`` for an expectation of this kind with bad or missing parameters.
         reads: columns an expectation reads beyond its ``column``/``columns`` (e.g. a time column).
@@ -112,11 +126,17 @@ class ExpectationKind:
     parameters: Callable[[Expectation, Window | None], dict[str, Any]] | None = None
     sample: Callable[[Mapping[str, Any]], list[Any]] | None = None
 
+    @property
+    def native(self) -> bool:
+        """Whether hmco evaluates the kind itself (an Arrow kind, or a GX kind with ``native=``)."""
+        return self.check is not None
+
 
 def register_kind(
     name: str,
     *,
     engine: Engine,
+    native: ArrowCheck | None = None,
     validate: Callable[[Expectation], None] | None = None,
     reads: Callable[[Expectation], Iterable[str]] | None = None,
     require_columns: bool = True,
@@ -126,20 +146,23 @@ def register_kind(
 ) -> Callable[[F], F]:
     """Register the decorated function as expectation kind ``name`` (see :class:`ExpectationKind`).
 
+    ``native``: for a GX kind, an Arrow check giving the same verdicts, which the default gate runs
+    instead of GX.
+
     Raises:
         ValueError: ``name`` is already registered, the engine is unknown, or GX-only options are
             given to an Arrow kind.
     """
     if engine not in _ENGINES:
         raise ValueError(f"kind {name!r}: engine must be one of {list(_ENGINES)}, not {engine!r}")
-    if engine == "arrow" and (whole_batch or parameters or sample):
-        raise ValueError(f"kind {name!r}: whole_batch, parameters and sample apply to GX kinds only")
+    if engine == "arrow" and (whole_batch or parameters or sample or native):
+        raise ValueError(f"kind {name!r}: native, whole_batch, parameters and sample apply to GX kinds only")
 
     def register(fn: F) -> F:
         kind = ExpectationKind(
             name=name,
             engine=engine,
-            check=fn if engine == "arrow" else None,
+            check=fn if engine == "arrow" else native,
             factory=fn if engine == "great_expectations" else None,
             validate=validate,
             reads=reads,
@@ -217,6 +240,7 @@ def _column_set_sample(result: Mapping[str, Any]) -> list[Any]:
 @register_kind(
     "columns",
     engine="great_expectations",
+    native=_native.columns,
     validate=_validate_columns,
     whole_batch=True,
     sample=_column_set_sample,
@@ -236,7 +260,7 @@ def _validate_types(exp: Expectation) -> None:
 register_kind("types", engine="arrow", validate=_validate_types)(check_types)
 
 
-@register_kind("not_null", engine="great_expectations", validate=_needs_column)
+@register_kind("not_null", engine="great_expectations", native=_native.not_null, validate=_needs_column)
 def _not_null(gxe: ModuleType, exp: Expectation) -> Any:
     return gxe.ExpectColumnValuesToNotBeNull(column=exp.column, **_mostly(exp))
 
@@ -246,7 +270,7 @@ def _validate_unique(exp: Expectation) -> None:
         raise ValueError(f"expectation {exp.name!r} of kind 'unique' needs 'columns' (or 'column')")
 
 
-@register_kind("unique", engine="great_expectations", validate=_validate_unique)
+@register_kind("unique", engine="great_expectations", native=_native.unique, validate=_validate_unique)
 def _unique(gxe: ModuleType, exp: Expectation) -> Any:
     cols = list(exp.columns or (exp.column,))
     if len(cols) == 1:
@@ -260,7 +284,7 @@ def _validate_between(exp: Expectation) -> None:
         raise ValueError(f"expectation {exp.name!r} of kind 'between' needs params.min and/or params.max")
 
 
-@register_kind("between", engine="great_expectations", validate=_validate_between)
+@register_kind("between", engine="great_expectations", native=_native.between, validate=_validate_between)
 def _between(gxe: ModuleType, exp: Expectation) -> Any:
     p = exp.params
     return gxe.ExpectColumnValuesToBeBetween(
@@ -278,14 +302,11 @@ def _validate_in_set(exp: Expectation) -> None:
     _needs_list(exp, "values")
 
 
-@register_kind("in_set", engine="great_expectations", validate=_validate_in_set)
+@register_kind("in_set", engine="great_expectations", native=_native.in_set, validate=_validate_in_set)
 def _in_set(gxe: ModuleType, exp: Expectation) -> Any:
     return gxe.ExpectColumnValuesToBeInSet(
         column=exp.column, value_set=list(exp.params["values"]), **_mostly(exp)
     )
-
-
-_PER_SECONDS = {"hour": 3600.0, "day": 86400.0}
 
 
 def _validate_row_count(exp: Expectation) -> None:
@@ -294,22 +315,19 @@ def _validate_row_count(exp: Expectation) -> None:
 
 
 def _row_count_bounds(exp: Expectation, window: Window | None) -> dict[str, Any]:
-    """Bounds given per hour/day become absolute bounds for this window (min rounds up, max down)."""
-    per = exp.params.get("per", "window")
-    if per == "window":
+    """The GX suite parameters of a per hour/day ``row_count``: its limits for this window."""
+    if exp.params.get("per", "window") == "window":
         return {}
-    scale = (window.duration / timedelta(seconds=_PER_SECONDS[per])) if window else 1.0
-    out: dict[str, Any] = {}
-    for key in ("min", "max"):
-        value = exp.params.get(key)
-        if value is not None:
-            bound = float(value) * scale
-            out[gx_parameter_name(exp, f"{key}_value")] = int(bound) if key == "max" else int(-(-bound // 1))
-    return out
+    limits = dict(zip(("min", "max"), _native.row_count_limits(exp, window), strict=True))
+    return {gx_parameter_name(exp, f"{k}_value"): v for k, v in limits.items() if v is not None}
 
 
 @register_kind(
-    "row_count", engine="great_expectations", validate=_validate_row_count, parameters=_row_count_bounds
+    "row_count",
+    engine="great_expectations",
+    native=_native.row_count,
+    validate=_validate_row_count,
+    parameters=_row_count_bounds,
 )
 def _row_count(gxe: ModuleType, exp: Expectation) -> Any:
     bounds: dict[str, Any] = {"min_value": exp.params.get("min"), "max_value": exp.params.get("max")}

@@ -18,10 +18,12 @@
       expectations:                           # add (or replace, by name) full expectations
         - {name: lmp_not_flat, kind: between, column: lmp, params: {min: -1999}, severity: warn}
       sample_size: 20
+      engine: hmco                            # or great_expectations: every GX kind judged by GX
+      documents: on_failure                   # attach GX's result document: on_failure, always, never
 
 Order of application: defaults → ranges/allowed/row_count/continuity/recency → expectations → severity
 → disable.
-``build_gate(dataset, checks)`` turns it into a :class:`~hmco.quality.gx.ExpectationGate`.
+``build_gate(dataset, checks)`` turns it into a :class:`~hmco.quality.expectation_gate.ExpectationGate`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hmco.errors import SpecError
-from hmco.quality.gx import ExpectationGate
+from hmco.quality.expectation_gate import Documents, ExpectationGate, GateEngine
 from hmco.quality.suites import (
     END_COLUMN,
     Expectation,
@@ -147,6 +149,8 @@ class QualitySpec(_Strict):
     disable: list[str] = Field(default_factory=list)
     expectations: list[Expectation] = Field(default_factory=list)
     sample_size: int = Field(20, ge=1, le=1000)
+    engine: GateEngine = "hmco"
+    documents: Documents = "on_failure"
 
     @model_validator(mode="before")
     @classmethod
@@ -276,10 +280,25 @@ def build_suite(dataset: Dataset | str, checks: QualitySpec | dict[str, Any] | N
     return suite
 
 
-def build_gate(dataset: Dataset | str, checks: QualitySpec | dict[str, Any] | None = None) -> ExpectationGate:
-    """A Great Expectations gate running ``dataset``'s default suite with the ``checks`` overrides."""
+def build_gate(
+    dataset: Dataset | str,
+    checks: QualitySpec | dict[str, Any] | None = None,
+    *,
+    engine: GateEngine | None = None,
+    documents: Documents | None = None,
+) -> ExpectationGate:
+    """The gate running ``dataset``'s default suite with the ``checks`` overrides.
+
+    ``engine`` and ``documents`` (see :class:`ExpectationGate`) override the spec's; by default every
+    built-in kind is judged natively and GX writes the result document of a failing batch.
+    """
     spec = _validate(checks)
-    return ExpectationGate(build_suite(dataset, spec), sample_size=spec.sample_size)
+    return ExpectationGate(
+        build_suite(dataset, spec),
+        sample_size=spec.sample_size,
+        engine=engine or spec.engine,
+        documents=documents or spec.documents,
+    )
 
 
 def _validate(checks: QualitySpec | dict[str, Any] | None) -> QualitySpec:

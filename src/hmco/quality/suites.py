@@ -3,8 +3,9 @@
 A :class:`Suite` is an ordered list of :class:`Expectation` specs (name, kind, column(s), params,
 severity). Suites are plain data, not Great Expectations objects, so a UIS YAML ``checks:`` section can
 add, override or remove expectations (see :mod:`hmco.quality.spec`) and any engine can run them
-(:mod:`hmco.quality.gx` runs them on Great Expectations 1.x). What a ``kind`` means is registered in
-:mod:`hmco.quality.kinds`: nine are built in, and a new one is one function plus one registration.
+(hmco's native one by default, :mod:`hmco.quality.gx` on Great Expectations 1.x). What a ``kind``
+means is registered in :mod:`hmco.quality.kinds`: nine are built in, and a new one is one function
+plus one registration.
 
 ``default_suite(dataset)`` derives a suite from the canonical :class:`~hmco.schemas.Dataset`:
 
