@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "hmco"
 #: The command line's modules: documented as commands, in the CLI reference.
-CLI_MODULES = {"hmco.cli", "hmco.cli_schedule", "hmco.cli_security", "hmco.demo"}
+CLI_MODULES = {"hmco.cli", "hmco.cli_command", "hmco.cli_schedule", "hmco.cli_security", "hmco.demo"}
 
 
 def mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:

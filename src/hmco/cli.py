@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from hmco.cli_command import command
 from hmco.errors import (
     AuthenticationError,
     CommitConflict,
@@ -458,36 +459,6 @@ def _version() -> str:
         return version("hmco")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "0.0.0"
-
-
-def command(
-    sub: Any, name: str, *, help: str, examples: Sequence[str], description: str | None = None
-) -> Any:
-    """Add the subcommand ``name`` with its help, an ``examples:`` epilog and ``-v`` (also after it).
-
-    Each example is ``"hmco …  # what it does"``; the comment is printed indented below the command.
-    """
-    lines = ["examples:"]
-    for example in examples:
-        cmd, _, comment = example.partition("  # ")
-        lines.append(f"  {cmd}")
-        if comment:
-            lines.append(f"      {comment}")
-    p = sub.add_parser(
-        name,
-        help=help,
-        description=description or help[0].upper() + help[1:] + ".",
-        epilog="\n".join(lines),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        default=argparse.SUPPRESS,  # so that `hmco -v run …` is not reset by the subcommand's default
-        help="on failure, print the traceback too; log at INFO",
-    )
-    return p
 
 
 def _add_dr_site(p: argparse.ArgumentParser) -> None:

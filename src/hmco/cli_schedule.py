@@ -203,7 +203,7 @@ def _catalogue_options(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: Any) -> None:
     """Add ``serve`` and ``schedule`` to the ``hmco`` command (importing nothing beyond the standard library)."""
-    from hmco.cli import command
+    from hmco.cli_command import command
 
     p = command(
         sub,

@@ -78,7 +78,7 @@ def _account_option(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: Any) -> None:
     """Add ``security`` (``apply``, ``report``, ``trino``) to the ``hmco`` command."""
-    from hmco.cli import command
+    from hmco.cli_command import command
 
     p = command(
         sub,
