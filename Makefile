@@ -40,6 +40,7 @@ docs: $(STAMP)
 
 ## Benchmarks (pytest-benchmark): rows/s and MB/s, each with its baseline measured in the same run.
 bench: $(STAMP) system-deps
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,bench]'
 	$(BIN)/pytest benchmarks -p no:cacheprovider --benchmark-only --benchmark-columns=min,mean,max,rounds \
 		--benchmark-sort=name $(PYTEST_ARGS)
 
