@@ -261,8 +261,8 @@ class WindowProcessor:
         try:
             for payload in self.source.fetch(window):
                 last_key = self._archive(payload, outcome)
-                if self.archive is not None:
-                    digests.append(payload.sha256)  # computed by the archive already: free here
+                if self.archive is not None:  # the sha256 was computed by the archive already: free here
+                    digests.append(f"{payload.sha256}@{payload.version_time().isoformat()}")
                 tables.append(self._parse(payload, last_key))
                 del payload  # the body is archived and parsed: do not keep it through the next fetch
         except NoData:

@@ -1,24 +1,28 @@
 """ClickHouse sink: canonical Arrow batches into ``<dataset>_store``, exactly once, then exact rollups.
 
-Exactly once comes from three layers: each insert carries an ``insert_deduplication_token`` derived from
-the batch id, the chunk index and a SHA-256 of the chunk's Arrow IPC bytes as the caller gave them (so a
-retried or re-sent identical chunk is dropped by the server, ``non_replicated_deduplication_window`` on
-single node, the replicated log on a cluster); the table is a ReplacingMergeTree keyed on the dataset's
-primary key and versioned by the row's ``published_at`` (so a chunk re-sent outside the window replaces
-a row with itself or loses to a newer revision, and a revision replaces instead of adding); and readers
-query the ``FINAL`` view. Transient failures (connection drops, TOO_MANY_PARTS, timeouts, Keeper
-hiccups) are retried with tenacity; re-running a failed write converges to one copy of every row.
+Exactly once comes from three layers: each insert carries an ``insert_deduplication_token`` naming its slice
+of the batch (:mod:`hmco.clickhouse.dedup`: the batch id, the processor's payload fingerprint or else a fast
+digest of the rows as the caller gave them, and the slice), so a retried or re-sent identical chunk is
+dropped by the server (``non_replicated_deduplication_window`` on a single node, the replicated log on a
+cluster); the table is a ReplacingMergeTree keyed on the dataset's primary key and versioned by the row's
+``published_at`` (so a chunk re-sent outside the window replaces a row with itself or loses to a newer
+revision, and a revision replaces instead of adding); and readers query the ``FINAL`` view. Transient
+failures (connection drops, TOO_MANY_PARTS, timeouts, Keeper hiccups) are retried with tenacity; re-running
+a failed write converges to one copy of every row.
+
+Chunks travel by the fastest route the client has (:mod:`hmco.clickhouse.inserts`): on in-process chdb,
+chdb's ``Python()`` table function reads the Arrow chunk in place; to a server, clickhouse-connect's
+``insert_arrow``.
 
 Versions: the window processor fills ``published_at`` on every row. Rows that reach this sink without it
 (a direct ``write``/``load_rt_lmp`` of a table lacking the column, or with nulls) are stamped with the
 sink's own clock, strictly increasing per sink, just before the insert; the deduplication token is still
-computed over the rows as given, so an identical retry stays a duplicate. The server never picks a
+derived from the rows as given, so an identical retry stays a duplicate. The server never picks a
 version: ``version`` defaults to ``published_at`` in microseconds (:mod:`hmco.clickhouse.ddl`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import time
@@ -33,6 +37,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from hmco._dependencies import import_optional
 from hmco._logging import get_logger
 from hmco.clickhouse.ddl import ClickHouseLayout
+from hmco.clickhouse.dedup import content_digest, fingerprint_basis, insert_settings, insert_token
+from hmco.clickhouse.inserts import ArrowInsert, arrow_insert
 from hmco.clickhouse.setup import refresh_rollups
 from hmco.errors import HmcoError, SinkError, SinkUnavailable
 from hmco.schemas import Dataset, conform
@@ -82,6 +88,11 @@ class ClickHouseSink:
         max_attempts, backoff, sleep: retry policy for transient errors (``sleep`` injectable for tests).
         clock: the writer's clock (aware UTC ``datetime``), stamped into ``published_at`` of rows that
             arrive without one; stamps are made strictly increasing per sink (injectable for tests).
+        route: how chunks reach the server: ``auto`` (``python`` on in-process chdb, else ``arrow``),
+            ``python`` (chdb's ``Python()`` table function) or ``arrow`` (clickhouse-connect ``insert_arrow``).
+
+    Raises:
+        ConfigError: an unknown ``route``, or ``python`` with a client that is not in-process chdb.
     """
 
     name = "clickhouse"
@@ -97,6 +108,7 @@ class ClickHouseSink:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        route: str = "auto",
     ) -> None:
         if batch_rows <= 0:
             raise ValueError("batch_rows must be positive")
@@ -105,6 +117,7 @@ class ClickHouseSink:
         self.batch_rows = batch_rows
         self.rollups = rollups
         self.clock = clock
+        self.inserter: ArrowInsert = arrow_insert(client, route)
         self._last_stamp: datetime | None = None
         self._stamp_lock = threading.Lock()
         self._retrying = Retrying(
@@ -141,11 +154,12 @@ class ClickHouseSink:
         """Insert ``table`` (conformed to ``dataset``) in chunks of ``batch_rows``; idempotent per content.
 
         ``scope`` is accepted for the :class:`~hmco.sinks.base.Sink` protocol and not needed: rows are
-        upserted by key, never deleted, so a write cannot touch another scope's rows.
+        upserted by key, never deleted, so a write cannot touch another scope's rows. ``fingerprint`` (the
+        digest of the raw payloads the batch was parsed from) saves hashing the rows for the tokens.
 
         The newest ``published_at`` of a key wins. Rows without one are stamped with this sink's clock
         (one stamp per call, later than any stamp this sink gave before); ``meta["stamped_rows"]`` counts
-        them. The deduplication tokens hash the rows as given, before stamping.
+        them. The deduplication tokens are derived from the rows as given, before stamping.
 
         Raises:
             SinkUnavailable: the server stayed unavailable through every retry (re-run the write later).
@@ -161,19 +175,16 @@ class ClickHouseSink:
         source = self.layout.version_source
         unstamped = data.column(source).null_count
         stamp = pa.scalar(self._next_stamp(), data.schema.field(source).type) if unstamped else None
-        compression = self._compression()
-        nbytes = 0
+        digest = f"mm-{content_digest(data)}" if not fingerprint and data.num_rows else ""
         tokens: list[str] = []
-        for index, offset in enumerate(range(0, data.num_rows, self.batch_rows)):
+        for offset in range(0, data.num_rows, self.batch_rows):
             chunk = data.slice(offset, self.batch_rows)
-            block = _arrow_ipc(chunk, compression)
-            token = f"{dataset.name}:{batch_id}:{index}:{hashlib.sha256(memoryview(block)).hexdigest()}"
-            if stamp is not None and chunk.column(source).null_count:
-                at = chunk.schema.get_field_index(source)
+            at = chunk.schema.get_field_index(source)
+            basis = fingerprint_basis(fingerprint, chunk.column(at)) if fingerprint else digest
+            token = insert_token(dataset.name, batch_id, basis, offset, chunk.num_rows)
+            if stamp is not None and chunk.column(at).null_count:
                 chunk = chunk.set_column(at, chunk.field(at), pc.coalesce(chunk.column(at), stamp))
-                block = _arrow_ipc(chunk, compression)
-            self._insert(chunk.schema.names, block, token, batch_id)
-            nbytes += block.size
+            self._insert(chunk, token, batch_id)
             tokens.append(token)
         if self.rollups and data.num_rows:
             self._refresh_rollups(data, dataset, batch_id)
@@ -181,11 +192,12 @@ class ClickHouseSink:
             sink=self.name,
             target=self.layout.store,
             rows=data.num_rows,
-            bytes=nbytes,
+            bytes=data.nbytes,
             seconds=time.perf_counter() - started,
             meta={
                 "inserts": len(tokens),
                 "dedup_tokens": tokens,
+                "route": self.inserter.route,
                 "window": str(window),
                 "stamped_rows": unstamped,
             },
@@ -201,16 +213,12 @@ class ClickHouseSink:
             self._last_stamp = now
         return now
 
-    def _compression(self) -> str | None:
-        compression = getattr(self.client, "write_compression", None)
-        return compression if compression in ("lz4", "zstd") else None
-
-    def _insert(self, columns: list[str], block: pa.Buffer, token: str, batch_id: str) -> None:
-        settings = {"insert_deduplicate": 1, "insert_deduplication_token": token}
+    def _insert(self, chunk: pa.Table, token: str, batch_id: str) -> None:
+        settings = insert_settings(token, chunk.num_rows)
         try:
             for attempt in self._retrying:
                 with attempt:
-                    self.client.raw_insert(self.layout.store, columns, block, settings=settings, fmt="Arrow")
+                    self.inserter(self.layout.store, chunk, settings)
         except Exception as exc:
             if isinstance(exc, HmcoError):
                 raise
@@ -260,7 +268,7 @@ def load_rt_lmp(table: pa.Table, settings: Settings | None = None, *, batch_id: 
 
 
 def _arrow_ipc(chunk: pa.Table, compression: str | None) -> pa.Buffer:
-    """Arrow IPC file bytes of ``chunk``: what ``insert_arrow`` sends, serialized once to hash and send."""
+    """Arrow IPC file bytes of ``chunk`` (what ``insert_arrow`` sends; benchmarks/bench_backup.py uses it)."""
     options = pa.ipc.IpcWriteOptions(compression=compression) if compression else None
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, chunk.schema, options=options) as writer:
