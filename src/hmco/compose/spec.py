@@ -157,7 +157,9 @@ class PipelineSpec(BaseModel):
     window: Duration | None = Field(None, description="backfill chunk; default = the source's window_step")
     start: date | datetime | None = Field(None, description="first day of history to backfill")
     publish_tier: Literal["curated", "ml"] = "curated"
-    stage: bool = Field(True, description="write–audit–publish: write the batch once to an audit branch while the gate runs")
+    stage: bool = Field(
+        True, description="write–audit–publish: write the batch once to an audit branch while the gate runs"
+    )
     sinks: list[str] = Field(
         default_factory=lambda: ["iceberg"], description="registered sink names (hmco.sinks.SINKS)"
     )

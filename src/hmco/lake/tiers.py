@@ -33,7 +33,13 @@ class Tier:
 
 TIERS: dict[str, Tier] = {
     "raw": Tier("raw", "hmco-raw", "hub_raw", timedelta(days=30), "source payloads, byte for byte"),
-    "staged": Tier("staged", "hmco-staged", "hub_staged", timedelta(days=365), "gate results, quarantined batches; datasets published at the staged tier"),
+    "staged": Tier(
+        "staged",
+        "hmco-staged",
+        "hub_staged",
+        timedelta(days=365),
+        "gate results, quarantined batches; datasets published at the staged tier",
+    ),
     "curated": Tier(
         "curated", "hmco-curated", "hub_curated", timedelta(days=5 * 365), "validated, published"
     ),
