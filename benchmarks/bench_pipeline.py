@@ -207,7 +207,7 @@ _RSS_SCRIPT = textwrap.dedent(
     from hmco.sources.synthetic import SyntheticISO, synthetic_lmp
     from hmco.windows import Window
 
-    nodes, hours, home = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    nodes, hours, home, prefetch = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 
     def rss(field):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -220,7 +220,7 @@ _RSS_SCRIPT = textwrap.dedent(
     lake.create_tiers()
     step = timedelta(hours=hours)
     source = SyntheticISO(settings=settings, nodes=nodes, iso="CAISO", chunk="1h")
-    pipeline = Pipeline(source, lake=lake, name="rss", window_step=step, progress=False)
+    pipeline = Pipeline(source, lake=lake, name="rss", window_step=step, progress=False, prefetch=prefetch)
     start = datetime(2026, 11, 2, tzinfo=UTC)
     pipeline.run(Window(start, start + timedelta(hours=1)))   # warm-up: imports, gate, tables
     window_bytes = synthetic_lmp(Window(start, start + step), nodes, iso="CAISO").nbytes
@@ -234,35 +234,31 @@ _RSS_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("hours", [1, 3, 6, 12])
-def test_peak_rss_against_window_size(benchmark: Any, tmp_path: Path, hours: int) -> None:
-    """Peak RSS above the warmed-up process while it runs four windows of ``hours`` × 1,750 nodes, gate on."""
+@pytest.mark.parametrize("prefetch", [True, False], ids=["prefetch", "serial"])
+@pytest.mark.parametrize("window_rows", [252_000, 504_000, 1_008_000, 2_016_000])
+def test_peak_rss_against_window_size(
+    benchmark: Any, tmp_path: Path, window_rows: int, prefetch: bool
+) -> None:
+    """Peak RSS above the warmed-up process while the default pipeline runs four 6-hour windows."""
     result: dict[str, Any] = {}
+    nodes = window_rows // 72
 
     def run() -> None:
+        args = [str(nodes), "6", str(tmp_path / "hmco"), "1" if prefetch else "0"]
         out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _RSS_SCRIPT,
-                str(NODES),
-                str(hours),
-                str(tmp_path / f"hmco-{len(result)}"),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+            [sys.executable, "-c", _RSS_SCRIPT, *args], check=True, capture_output=True, text=True
         )
         result.update(json.loads(out.stdout.strip().splitlines()[-1]))
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     growth = result["peak"] - result["base"]
     benchmark.extra_info.update(
-        window_rows=NODES * 12 * hours,
+        window_rows=window_rows,
         window_arrow_mb=round(result["window_bytes"] / 1e6, 1),
         base_rss_mb=round(result["base"] / 1e6),
         peak_rss_mb=round(result["peak"] / 1e6),
         growth_mb=round(growth / 1e6),
         growth_over_window=round(growth / result["window_bytes"], 2),
+        prefetch=prefetch,
         load=Path("/proc/loadavg").read_text().split()[:3],
     )

@@ -43,14 +43,16 @@ STAGED_NOW = HORIZON + TIERS["staged"].retention
 
 
 def _write_days(lake: Lake) -> Pipeline:
-    """rt_lmp for 8 days, one window (one commit, one file per day) a day, staged and curated."""
-    pipe = Pipeline(
-        SyntheticISO(nodes=NODES, settings=lake.settings, chunk="1d"),
-        lake=lake,
-        name="rt",
-        window_step=timedelta(days=1),
-    )
-    pipe.run(DAYS)
+    """rt_lmp for 8 days, one window (one commit, one file per day) a day, in curated and in staged."""
+    for tier in ("staged", "curated"):  # the staged copy is a second pipeline publishing at that tier
+        pipe = Pipeline(
+            SyntheticISO(nodes=NODES, settings=lake.settings, chunk="1d"),
+            lake=lake,
+            name=f"rt-{tier}" if tier == "staged" else "rt",
+            window_step=timedelta(days=1),
+            publish_tier=tier,
+        )
+        pipe.run(DAYS)
     return pipe
 
 

@@ -42,9 +42,12 @@ TABLES = ("hub_curated.rt_lmp", "hub_staged.rt_lmp")
 
 
 def _run(lake: Lake, *windows: Window) -> None:
-    pipeline = Pipeline(SyntheticISO(nodes=NODES, settings=lake.settings), lake=lake, name="rt")
+    """Fill curated, and staged through a second pipeline publishing at that tier (two tables to replicate)."""
+    source = SyntheticISO(nodes=NODES, settings=lake.settings)
+    curated = Pipeline(source, lake=lake, name="rt")
+    staged = Pipeline(source, lake=lake, name="rt-staged", publish_tier="staged")
     for window in windows:
-        assert pipeline.run(window).ok
+        assert curated.run(window).ok and staged.run(window).ok
 
 
 @pytest.fixture

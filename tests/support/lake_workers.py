@@ -39,7 +39,9 @@ class KillingSource(SyntheticISO):
 def pipeline(home: str, kill_at: str | None = None) -> Pipeline:
     settings = Settings.load(home=home)
     source = KillingSource(kill_at, nodes=NODES, settings=settings)
-    return Pipeline(source, lake=Lake(settings), name="parallel", window_step=STEP)
+    # A worker that kills itself fetching window n runs windows one after another, so that window n-1 is
+    # certainly committed first (with prefetch, window n is fetched while n-1 is still being published).
+    return Pipeline(source, lake=Lake(settings), name="parallel", window_step=STEP, prefetch=kill_at is None)
 
 
 def backfill(home: str, start: str, end: str, kill_at: str | None = None) -> None:

@@ -74,9 +74,14 @@ def governed_trino(
     lake = Lake(settings)
     lake.create_tiers()
     today = floor_time(datetime.now(UTC), timedelta(days=1))
-    eia = Pipeline(
-        SyntheticEIADailyFuel(settings=settings), lake=lake, name="gov-eia", window_step=timedelta(days=10)
-    ).run(Window(today - timedelta(days=10), today))
+    for tier in ("curated", "staged"):  # staged: a second pipeline publishing at that tier
+        eia = Pipeline(
+            SyntheticEIADailyFuel(settings=settings),
+            lake=lake,
+            name=f"gov-eia-{tier}",
+            window_step=timedelta(days=10),
+            publish_tier=tier,
+        ).run(Window(today - timedelta(days=10), today))
     catalog = {
         **jdbc_catalog(
             host="127.0.0.1",

@@ -382,6 +382,15 @@ def _conflicts(tbl: Table, window: Window) -> Iterator[None]:
 
     try:
         yield
+    except ValueError as exc:
+        # Another writer's snapshot (on main or on its own audit branch) landed between our refresh and
+        # our commit: the catalog re-applies our snapshot on its newer metadata and pyiceberg refuses
+        # the now stale sequence number. Nothing was committed; re-planning on fresh metadata succeeds.
+        if "sequence number" not in str(exc):
+            raise
+        raise CommitConflict(
+            f"concurrent commit on {tbl.name()}; retrying window {window}: {exc}", table=".".join(tbl.name())
+        ) from exc
     except (CommitFailedException, ValidationException) as exc:
         raise CommitConflict(
             f"concurrent commit on {tbl.name()}; retrying window {window}: {exc}", table=".".join(tbl.name())
