@@ -1,7 +1,7 @@
 """The publish gate interface: the pipeline asks a gate about a batch before it reaches curated.
 
 A gate returns a :class:`GateResult`. Error-level failures block publishing (the pipeline raises
-:class:`~hmco.errors.QualityGateFailed` and leaves the batch in staged); warn-level failures are
+:class:`~hmco.errors.QualityGateFailed` and quarantines the batch); warn-level failures are
 recorded in the run report and the stored result, and the batch is published.
 """
 

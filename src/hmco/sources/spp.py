@@ -203,22 +203,9 @@ def parse_spp_rtbm_lmp(
         SchemaDriftError: a required column (GMT interval end, settlement location, LMP, MLC, MCC, MEC)
             is missing.
     """
-    head = memoryview(body)[_leading_blank(body) :]
-    if not head:
-        raise PayloadError(f"SPP returned an empty file instead of CSV; {where}")
-    if head[:1] == b"<":
-        raise PayloadError(
-            f"not data: SPP returned an HTML page (the portal's React shell) instead of CSV; the path is "
-            f"probably wrong or not published; {where}: {bytes(head[:80])!r}"
-        )
-    newline = bytes(head[:4096]).find(b"\n")
-    header = bytes(head[: newline if newline >= 0 else 4096]).decode("utf-8", "replace").rstrip("\r")
-    names = next(csv.reader([header]), [])
-    roles: dict[str, str] = {}
-    for name in names:
-        role = _ROLES.get(_normalize(name))
-        if role and role not in roles:
-            roles[role] = name
+    head, names, roles = _sniff_csv(
+        body, _ROLES, what="CSV", hint="the path is probably wrong or not published", where=where
+    )
     missing = [r for r in _REQUIRED if r not in roles]
     if missing:
         raise SchemaDriftError(
@@ -255,6 +242,33 @@ def parse_spp_rtbm_lmp(
     if mask is not None:
         table = table.filter(mask)
     return conform(table, "rt_lmp")
+
+
+def _sniff_csv(
+    body: bytes, mapping: Mapping[str, str], *, what: str, where: str, hint: str = ""
+) -> tuple[memoryview, list[str], dict[str, str]]:
+    """The CSV after any leading blank lines, its header names, and ``role → header`` by normalized name.
+
+    Raises:
+        PayloadError: an empty body, or an HTML page (the portal's React shell answers 200 for unknown paths).
+    """
+    head = memoryview(body)[_leading_blank(body) :]
+    if not head:
+        raise PayloadError(f"SPP returned an empty file instead of {what}; {where}")
+    if head[:1] == b"<":
+        raise PayloadError(
+            f"not data: SPP returned an HTML page (the portal's React shell) instead of {what}"
+            f"{'; ' + hint if hint else ''}; {where}: {bytes(head[:80])!r}"
+        )
+    newline = bytes(head[:4096]).find(b"\n")
+    header = bytes(head[: newline if newline >= 0 else 4096]).decode("utf-8", "replace").rstrip("\r")
+    names = next(csv.reader([header]), [])
+    roles: dict[str, str] = {}
+    for name in names:
+        role = mapping.get(_normalize(name))
+        if role and role not in roles:
+            roles[role] = name
+    return head, names, roles
 
 
 def _leading_blank(body: bytes) -> int:
@@ -526,22 +540,7 @@ def parse_settlement_locations(body: bytes, *, where: str = "") -> pa.Table:
         PayloadError: empty, HTML (the portal's React shell) or unreadable CSV.
         SchemaDriftError: no settlement-location column.
     """
-    head = memoryview(body)[_leading_blank(body) :]
-    if not head:
-        raise PayloadError(f"SPP returned an empty settlement-location file; {where}")
-    if head[:1] == b"<":
-        raise PayloadError(
-            f"not data: SPP returned an HTML page instead of the settlement-location CSV; {where}: "
-            f"{bytes(head[:80])!r}"
-        )
-    newline = bytes(head[:4096]).find(b"\n")
-    header = bytes(head[: newline if newline >= 0 else 4096]).decode("utf-8", "replace").rstrip("\r")
-    names = next(csv.reader([header]), [])
-    roles: dict[str, str] = {}
-    for name in names:
-        role = _LOCATION_ROLES.get(_normalize(name))
-        if role and role not in roles:
-            roles[role] = name
+    head, names, roles = _sniff_csv(body, _LOCATION_ROLES, what="the settlement-location CSV", where=where)
     if "location" not in roles:
         raise SchemaDriftError(
             f"SPP settlement-location file header {names} has no Settlement Location; {where}"
