@@ -298,7 +298,8 @@ class IcebergSink:
                     refs.remove_branch(staged.branch)
             if head is not None:
                 tx._stage(*tx._set_ref_snapshot(head.snapshot_id, staged.branch, SnapshotRefType.BRANCH))
-            if _holds_rows(tbl, head, staged.row_filter):  # a new window (a backfill's usual case) deletes nothing
+            # A new window (a backfill's usual case) has nothing to delete: skip the delete producer.
+            if _holds_rows(tbl, head, staged.row_filter):
                 tx.delete(staged.row_filter, snapshot_properties=summary, branch=staged.branch)
             if staged.paths:
                 tx.add_files(
