@@ -161,7 +161,7 @@ class IcebergSink:
         def commit() -> Table:
             tbl.refresh()
             state = window_commit(tbl, window=window, batch_id=batch_id, pipeline=self.pipeline)
-            with _conflicts(tbl, window), warnings.catch_warnings(), tbl.transaction() as tx:
+            with _conflicts(tbl, window), warnings.catch_warnings(), _transaction(tbl) as tx:
                 warnings.filterwarnings("ignore", message="Delete operation did not match any records")
                 tx.delete(row_filter, snapshot_properties=state.summary)
                 if paths:
@@ -228,7 +228,7 @@ class IcebergSink:
             from pyiceberg.table.refs import SnapshotRefType
             from pyiceberg.table.update.snapshot import ManageSnapshots
 
-            with _conflicts(tbl, staged.window), tbl.transaction() as tx:
+            with _conflicts(tbl, staged.window), _transaction(tbl) as tx:
                 tx._stage(*tx._set_ref_snapshot(ref.snapshot_id, MAIN, SnapshotRefType.BRANCH))
                 with ManageSnapshots(tx) as refs:
                     refs.remove_branch(staged.branch)
@@ -288,10 +288,10 @@ class IcebergSink:
             ).summary
         head = tbl.metadata.snapshot_by_name(MAIN)
         if head is None:  # Iceberg branches need a snapshot to start from: give main an empty one
-            with _conflicts(tbl, staged.window), tbl.transaction() as tx:
+            with _conflicts(tbl, staged.window), _transaction(tbl) as tx:
                 tx.update_snapshot(snapshot_properties={SUMMARY_NOTE: "empty start"}).fast_append().commit()
             head = tbl.metadata.snapshot_by_name(MAIN)
-        with _conflicts(tbl, staged.window), warnings.catch_warnings(), tbl.transaction() as tx:
+        with _conflicts(tbl, staged.window), warnings.catch_warnings(), _transaction(tbl) as tx:
             warnings.filterwarnings("ignore", message="Delete operation did not match any records")
             if staged.branch in tx.table_metadata.refs:
                 with ManageSnapshots(tx) as refs:
@@ -397,6 +397,31 @@ def _conflicts(tbl: Table, window: Window) -> Iterator[None]:
         raise CommitConflict(
             f"concurrent commit on {tbl.name()}; retrying window {window}: {exc}", table=".".join(tbl.name())
         ) from exc
+
+
+def _transaction(tbl: Table) -> Any:
+    """``tbl.transaction()``, computing the staged metadata once per staged change instead of per access.
+
+    pyiceberg's ``Transaction.table_metadata`` re-applies every staged update to a deep copy of the
+    table's metadata at *each* access, and one append reads it about thirty times: measured, a window's
+    commit grew from 120 ms to 570 ms as a table went from 100 to 400 snapshots. The result depends only
+    on the base metadata and the staged updates (a new tuple after every change), so it is cached on
+    both, by identity; each distinct state is still computed, and deep-copied, exactly as pyiceberg does.
+    """
+    from pyiceberg.table import Transaction
+
+    class CachedTransaction(Transaction):
+        _cached: tuple[Any, Any, Any] | None = None
+
+        @property
+        def table_metadata(self) -> Any:
+            base, updates, cached = self._cached or (None, None, None)
+            if base is not self._table.metadata or updates is not self._updates:
+                cached = super().table_metadata
+                self._cached = (self._table.metadata, self._updates, cached)
+            return cached
+
+    return CachedTransaction(tbl)
 
 
 def _holds_rows(tbl: Table, head: Any, row_filter: BooleanExpression) -> bool:
