@@ -214,3 +214,35 @@ def _ancestor(tbl: object, snapshot_id: int, ancestor_id: int) -> bool:
     return any(
         s.snapshot_id == ancestor_id for s in ancestors_of(metadata.snapshot_by_id(snapshot_id), metadata)
     )
+
+
+def test_a_unique_check_passing_under_mostly_still_leaves_one_row_per_key(lake: Lake) -> None:
+    """Duplicates let through by ``mostly`` are de-duplicated before the audit branch is published."""
+    from hmco.quality import build_gate
+
+    class Revised(SyntheticISO):
+        def parse(self, payload: RawPayload) -> pa.Table:
+            table = super().parse(payload)
+            return pa.concat_tables([table, table.slice(0, 3)])  # three rows sent twice in one batch
+
+    checks = {
+        "continuity": False,  # it would name the repeated intervals too
+        "expectations": [
+            {
+                "name": "unique.primary_key",
+                "kind": "unique",
+                "columns": ["iso", "market", "node", "ts"],
+                "params": {"mostly": 0.5},
+            }
+        ]
+    }
+    window = Window(DAY0, DAY0 + HOUR)
+    pipe = Pipeline(
+        Revised(nodes=4, settings=lake.settings), lake=lake, name="mostly", gate=build_gate("rt_lmp", checks)
+    )
+    report = pipe.run(window)
+    assert report.ok
+    table = lake.table("rt_lmp").scan().to_arrow()
+    keys = table.select(["iso", "market", "node", "ts"]).group_by(["iso", "market", "node", "ts"])
+    assert table.num_rows == 4 * 12 == keys.aggregate([]).num_rows
+    assert audit_branches(lake.table("rt_lmp")) == []

@@ -368,7 +368,7 @@ class WindowProcessor:
                 t0 = time.perf_counter()
                 result = self._check(batch, window, outcome)
                 timings["gate"] = time.perf_counter() - t0
-                unique = _proves_unique(result)
+                unique = _proves_unique(self.gate, result, ds)
             if table is None:
                 assert schema_error is not None
                 outcome.quarantine = self.lake.state.quarantine(ds, window, bid, batch)
@@ -466,9 +466,18 @@ class WindowProcessor:
         return f"WindowProcessor({self.name!r}, source={self.source!r}, gated={self.gated})"
 
 
-def _proves_unique(result: GateResult) -> bool:
-    """Whether a passing gate checked the primary key unique (then de-duplicating finds nothing)."""
-    return any(o.name == "unique.primary_key" and o.success for o in result.outcomes)
+def _proves_unique(gate: Gate, result: GateResult, dataset: Dataset) -> bool:
+    """Whether the gate found no duplicate on (a subset of) the primary key: de-duplicating finds nothing.
+
+    Only a gate that shows its suite can prove it; a ``unique`` expectation passing under ``mostly`` with
+    duplicates does not.
+    """
+    suite_for = getattr(gate, "suite_for", None)
+    if suite_for is None:
+        return False
+    keys = set(dataset.primary_key)
+    checks = {e.name for e in suite_for(dataset) if e.kind == "unique" and set(e.key_columns) <= keys}
+    return any(o.name in checks and o.success and o.unexpected_count == 0 for o in result.outcomes)
 
 
 def _newest_end(table: pa.Table, dataset: Dataset) -> datetime | None:
