@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -31,14 +31,10 @@ if TYPE_CHECKING:
     from hmco.compose.spec import PipelineSpec
     from hmco.config import Settings
     from hmco.lake import Lake
-    from hmco.sources.base import Source
 
 __all__ = ["Read", "ReadResult", "gaps", "read_through", "shipped_spec", "spec_for"]
 
 log = get_logger("hmco.frames")
-
-#: Columns → values a source's replace scope must include, computed from the built source.
-Narrowing = Callable[["Source"], Mapping[str, Sequence[str]]]
 
 
 @dataclass(frozen=True)
@@ -49,15 +45,13 @@ class Read:
         spec: UIS spec mapping of the pipeline that fetches the gaps (its ``name`` keys the state).
         readers: other pipelines whose committed windows hold these rows too (the shipped pipeline,
             the real-time runner's lake copy ``rt-<iso>``) when the call asks for part of their selection.
-        rows: column → values the returned rows are limited to (pushed down into the scan).
-        narrow: for sources whose own scope does not name the selection (a re-run would replace every
-            row of its window): the columns → values the writer's replace scope must be narrowed to.
+        rows: column → values the returned rows are limited to (pushed down into the scan). The
+            writing source's own ``scope()`` names the same selection, so a re-run replaces only it.
     """
 
     spec: Mapping[str, Any]
     readers: tuple[str, ...] = ()
     rows: Mapping[str, Sequence[Any]] = field(default_factory=dict)
-    narrow: Narrowing | None = None
 
 
 @dataclass
@@ -213,26 +207,11 @@ def _fetch(spec: PipelineSpec, todo: list[Window], read: Read, lake: Lake, refre
 
     pipeline = build_pipeline(spec, lake=lake)
     try:
-        if read.narrow is not None:
-            _narrow_scope(pipeline.source, read.narrow(pipeline.source))
         for gap in todo:
             log.info("%s: fetching %s (not in the lake yet)", pipeline.name, gap)
             pipeline.run(gap, resume=not refresh)
     finally:
         pipeline.source.close()
-
-
-def _narrow_scope(source: Source, wanted: Mapping[str, Sequence[str]]) -> None:
-    """Make a re-run of ``source`` replace only the selection's rows, where its own scope is wider.
-
-    A source whose ``scope()`` does not name the whole selection would replace more rows of the window
-    than it wrote, erasing other selections' rows that their pipelines still count as committed.
-    """
-    own = source.scope()
-    extra = {k: list(v) for k, v in wanted.items() if k not in own}
-    if extra:
-        narrowed = {**own, **extra}
-        setattr(source, "scope", lambda: narrowed)  # noqa: B010  (an instance override of one method)
 
 
 def _scan(lake: Lake, dataset: str, tier: str, window: Window, rows: Mapping[str, Sequence[Any]]) -> pa.Table:

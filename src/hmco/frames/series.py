@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hmco.errors import ConfigError
 from hmco.frames.output import to_frame
-from hmco.frames.reader import Narrowing, Read, read_through, shipped_spec, spec_for
+from hmco.frames.reader import Read, read_through, shipped_spec, spec_for
 from hmco.windows import market_window
 
 if TYPE_CHECKING:
@@ -105,7 +105,6 @@ def _through(
     rows: Mapping[str, Sequence[Any]],
     params: Mapping[str, Any] | None,
     base_url: str | None,
-    narrow: Narrowing | None = None,
 ) -> Read:
     """The read of ``selection``: the shipped pipeline if it asks for exactly that, else its own one."""
     extra = dict(params or {})
@@ -123,7 +122,7 @@ def _through(
     )
     within = shipped is not None and all(_contains(shipped_params.get(k), v) for k, v in selection.items())
     readers = (shipped["name"],) if shipped is not None and within else ()
-    return Read(spec, readers=readers, rows=rows, narrow=narrow)
+    return Read(spec, readers=readers, rows=rows)
 
 
 def _frame(
@@ -334,9 +333,7 @@ def noaa(
     selection: dict[str, Any] = {"stations": ids}
     if kinds:
         selection["datatypes"] = kinds
-    read = _through(
-        "noaa", dataset, selection, rows=rows, params=params, base_url=base_url, narrow=lambda _: rows
-    )
+    read = _through("noaa", dataset, selection, rows=rows, params=params, base_url=base_url)
     return _frame(read, start, end, tz, ("station", "ts", *rows), settings, lake, refresh, pandas)
 
 
@@ -401,6 +398,5 @@ def census(
         rows=rows,
         params=params,
         base_url=base_url,
-        narrow=lambda _: rows,
     )
     return _frame(read, start, end, tz, ("ts", *rows), settings, lake, refresh, pandas)
