@@ -12,6 +12,7 @@ nullable columns by name, and anything else is an :class:`~hmco.errors.Incompati
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -246,9 +247,8 @@ class IcebergSink:
         if staged.branch in tbl.metadata.refs:
             try:
                 tbl.manage_snapshots().remove_branch(staged.branch).commit()
-            except (
-                Exception
-            ) as exc:  # a branch left behind is dropped by the next upkeep (drop_audit_branches)
+            except Exception as exc:
+                # A branch left behind is dropped by the next upkeep (drop_stale_audit_branches).
                 log.warning("could not drop audit branch %s of %s: %s", staged.branch, tbl.name(), exc)
                 return  # its files stay referenced by the branch until then
         _discard(tbl, staged.paths)
@@ -408,6 +408,12 @@ def _transaction(tbl: Table) -> Any:
     on the base metadata and the staged updates (a new tuple after every change), so it is cached on
     both, by identity; each distinct state is still computed, and deep-copied, exactly as pyiceberg does.
     """
+    return _cached_transaction_class()(tbl)
+
+
+@functools.cache
+def _cached_transaction_class() -> type:
+    """The :func:`_transaction` class, built once (pyiceberg is imported only when a table is written)."""
     from pyiceberg.table import Transaction
 
     class CachedTransaction(Transaction):
@@ -421,7 +427,7 @@ def _transaction(tbl: Table) -> Any:
                 self._cached = (self._table.metadata, self._updates, cached)
             return cached
 
-    return CachedTransaction(tbl)
+    return CachedTransaction
 
 
 def _holds_rows(tbl: Table, head: Any, row_filter: BooleanExpression) -> bool:
