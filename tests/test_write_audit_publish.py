@@ -234,7 +234,7 @@ def test_a_unique_check_passing_under_mostly_still_leaves_one_row_per_key(lake: 
                 "columns": ["iso", "market", "node", "ts"],
                 "params": {"mostly": 0.5},
             }
-        ]
+        ],
     }
     window = Window(DAY0, DAY0 + HOUR)
     pipe = Pipeline(
